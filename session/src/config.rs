@@ -1,0 +1,242 @@
+//! Options of the session lifecycle and its cookie.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+
+use crate::event::SessionEvent;
+use crate::id::IdGenerator;
+
+const ONE_DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How sessions live and how their cookie looks. Start from
+/// [`SessionConfig::default()`] and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use session::{SameSite, SessionConfig};
+///
+/// let config = SessionConfig::default()
+///     .cookie_name("shop")
+///     .max_age(Duration::from_secs(2 * 60 * 60))
+///     .same_site(SameSite::Strict)
+///     .renew(true);
+/// ```
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub(crate) cookie_name: String,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+    partitioned: bool,
+    pub(crate) max_age: Duration,
+    browser_session: bool,
+    pub(crate) rolling: bool,
+    pub(crate) renew: bool,
+    pub(crate) auto_commit: bool,
+    pub(crate) id_generator: IdGenerator,
+    pub(crate) key_prefix: String,
+    on_event: Option<Arc<dyn Fn(&SessionEvent) + Send + Sync>>,
+}
+
+impl Default for SessionConfig {
+    /// Cookie `session` on path `/`, `HttpOnly`, `Secure`, `SameSite=Lax`;
+    /// sessions last one day from their last write; auto-commit on.
+    fn default() -> Self {
+        Self {
+            cookie_name: "session".into(),
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+            max_age: ONE_DAY,
+            browser_session: false,
+            rolling: false,
+            renew: false,
+            auto_commit: true,
+            id_generator: IdGenerator::Random,
+            key_prefix: String::new(),
+            on_event: None,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The cookie's name (default `session`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The cookie's `Path` (default `/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The cookie's `Domain` (default none: this host only).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Whether the cookie is `Secure`, sent over HTTPS only (default `true`;
+    /// turn it off for plain-HTTP development).
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Whether the cookie is `HttpOnly`, hidden from scripts (default `true`).
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The cookie's `SameSite` (default `Lax`).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Whether the cookie is `Partitioned` (CHIPS; default `false`).
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
+        self
+    }
+
+    /// How long a session lives after its last write (default one day). With
+    /// [`rolling`](Self::rolling) or [`renew`](Self::renew), reads extend it too.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Sends a browser-session cookie (no `Max-Age`), which the browser drops
+    /// when it closes (default `false`). The store still expires the session
+    /// after `max_age`. A session with its own max-age ("remember me") gets a
+    /// persistent cookie regardless.
+    pub fn browser_session(mut self, browser_session: bool) -> Self {
+        self.browser_session = browser_session;
+        self
+    }
+
+    /// Extends the session and re-sends the cookie on every request that
+    /// loads it (default `false`).
+    pub fn rolling(mut self, rolling: bool) -> Self {
+        self.rolling = rolling;
+        self
+    }
+
+    /// Extends the session and re-sends the cookie when a request loads it
+    /// with less than half of its max-age left (default `false`).
+    pub fn renew(mut self, renew: bool) -> Self {
+        self.renew = renew;
+        self
+    }
+
+    /// Whether the session commits by itself at the end of the request
+    /// (default `true`). When off, only `Session::save` writes.
+    pub fn auto_commit(mut self, auto_commit: bool) -> Self {
+        self.auto_commit = auto_commit;
+        self
+    }
+
+    /// Makes session ids with `generate` instead of 256 random bits. Its ids
+    /// must be unguessable and 1 to 256 URL-safe characters (`A-Z a-z 0-9 - _ . ~`);
+    /// a commit with any other id fails with
+    /// [`Error::InvalidGeneratedId`](crate::Error::InvalidGeneratedId).
+    pub fn id_generator(mut self, generate: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.id_generator = IdGenerator::Custom(Arc::new(generate));
+        self
+    }
+
+    /// Prefixes every store key, so several applications can share a store
+    /// (default none).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Calls `hook` for every [`SessionEvent`], besides logging it.
+    pub fn on_event(mut self, hook: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(hook));
+        self
+    }
+
+    pub(crate) fn emit(&self, event: SessionEvent) {
+        event.log();
+        if let Some(hook) = &self.on_event {
+            hook(&event);
+        }
+    }
+
+    /// The cookie that hands `id` to the client; `max_age` `None` makes it a
+    /// browser-session cookie.
+    pub(crate) fn cookie(&self, id: &str, max_age: Option<Duration>) -> Cookie<'static> {
+        let mut cookie = self.base_cookie(id.to_owned());
+        if let Some(max_age) = max_age {
+            let max_age = cookie::time::Duration::try_from(max_age)
+                .unwrap_or(cookie::time::Duration::MAX);
+            cookie.set_max_age(max_age);
+            // `Expires` too, for clients that predate `Max-Age`.
+            if let Some(expires) = cookie::time::OffsetDateTime::now_utc().checked_add(max_age) {
+                cookie.set_expires(expires);
+            }
+        }
+        cookie
+    }
+
+    /// The cookie that makes the client forget its session.
+    pub(crate) fn removal_cookie(&self) -> Cookie<'static> {
+        let mut cookie = self.base_cookie(String::new());
+        cookie.make_removal();
+        cookie
+    }
+
+    fn base_cookie(&self, value: String) -> Cookie<'static> {
+        let mut cookie = Cookie::new(self.cookie_name.clone(), value);
+        cookie.set_path(self.path.clone());
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie.set_secure(self.secure);
+        cookie.set_http_only(self.http_only);
+        cookie.set_same_site(self.same_site);
+        cookie.set_partitioned(self.partitioned);
+        cookie
+    }
+
+    /// The cookie's `Max-Age` for a session whose lifetime is `max_age` and
+    /// whose own override is `custom`.
+    pub(crate) fn cookie_max_age(&self, max_age: Duration, custom: bool) -> Option<Duration> {
+        (custom || !self.browser_session).then_some(max_age)
+    }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("cookie_name", &self.cookie_name)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("same_site", &self.same_site)
+            .field("partitioned", &self.partitioned)
+            .field("max_age", &self.max_age)
+            .field("browser_session", &self.browser_session)
+            .field("rolling", &self.rolling)
+            .field("renew", &self.renew)
+            .field("auto_commit", &self.auto_commit)
+            .field("id_generator", &self.id_generator)
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,402 @@
+//! The session lifecycle, independent of any web framework: load the session
+//! a request presents, hand out typed handles, commit the changes once and
+//! say which cookie the response must carry.
+//!
+//! An integration calls [`SessionManager::start`] when a request arrives,
+//! keeps the [`RequestSession`] where handlers can reach it, and calls
+//! [`RequestSession::finish`] once the handler has produced its response.
+
+pub(crate) mod slot;
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use cookie::Cookie;
+use tokio::sync::OnceCell;
+
+use crate::config::SessionConfig;
+use crate::data::SessionData;
+use crate::error::Error;
+use crate::event::SessionEvent;
+use crate::handle::{RawHandle, Session};
+use crate::id::{SessionId, StoreKey};
+use crate::store::{ChangeSet, MaxAgeUpdate, SessionStore};
+use slot::{AnySlot, Slot};
+
+/// A store and a configuration: what every request's session is made from.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SessionManager {
+    inner: Arc<ManagerInner>,
+}
+
+#[derive(Debug)]
+struct ManagerInner {
+    store: Arc<dyn SessionStore>,
+    config: SessionConfig,
+}
+
+impl SessionManager {
+    /// Sessions kept in `store`, living by `config`.
+    pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
+        Self::from_shared(Arc::new(store), config)
+    }
+
+    /// Like [`new`](Self::new), for a store the application also uses itself.
+    pub fn from_shared(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
+        Self {
+            inner: Arc::new(ManagerInner { store, config }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// Deletes expired sessions every `period` in a tokio task; see
+    /// [`spawn_cleanup`](crate::store::spawn_cleanup).
+    pub fn spawn_cleanup(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        crate::store::spawn_cleanup(Arc::clone(&self.inner.store), period)
+    }
+
+    /// The session id among a request's `Cookie` header values, if any.
+    pub fn presented_id<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        let name = self.config().cookie_name.as_str();
+        cookie_headers
+            .into_iter()
+            .flat_map(Cookie::split_parse)
+            .flatten()
+            .find(|cookie| cookie.name() == name)
+            .map(|cookie| cookie.value().to_owned())
+    }
+
+    /// Begins one request's session from the id the client presented. Nothing
+    /// is loaded until a handler asks for the session.
+    pub fn start(&self, presented_id: Option<String>) -> RequestSession {
+        RequestSession {
+            inner: Arc::new(RequestInner {
+                manager: self.clone(),
+                presented_id,
+                state: OnceCell::new(),
+                commit: tokio::sync::Mutex::new(()),
+                cookie: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+/// One request's session: loaded on first use, shared by every typed handle
+/// of the request, committed once. Cheap to clone.
+#[derive(Clone)]
+pub struct RequestSession {
+    inner: Arc<RequestInner>,
+}
+
+struct RequestInner {
+    manager: SessionManager,
+    presented_id: Option<String>,
+    state: OnceCell<Mutex<State>>,
+    /// Serialises commits, so a `save()` racing the final commit cannot
+    /// interleave store writes.
+    commit: tokio::sync::Mutex<()>,
+    /// The cookie the response must carry, from the latest commit.
+    cookie: Mutex<Option<Cookie<'static>>>,
+}
+
+/// The session as this request sees it.
+struct State {
+    /// The id the client holds, once the session is (or was) in the store.
+    id: Option<SessionId>,
+    /// Whether the store holds this session under `id`.
+    stored: bool,
+    /// The record's fields as loaded, decoded by each struct on first use.
+    fields: HashMap<String, Vec<u8>>,
+    expires_at: Option<SystemTime>,
+    max_age: Option<Duration>,
+    max_age_changed: bool,
+    regenerate: bool,
+    /// The key of a destroyed session, deleted at the next commit.
+    discard: Option<StoreKey>,
+    slots: Vec<(TypeId, Arc<dyn AnySlot>)>,
+}
+
+impl State {
+    fn fresh() -> Self {
+        Self {
+            id: None,
+            stored: false,
+            fields: HashMap::new(),
+            expires_at: None,
+            max_age: None,
+            max_age_changed: false,
+            regenerate: false,
+            discard: None,
+            slots: Vec::new(),
+        }
+    }
+}
+
+/// The store operations and cookie one commit decided on.
+struct Plan {
+    discard: Option<StoreKey>,
+    /// `(from, to)` when the session moves to a new id.
+    rename: Option<(StoreKey, StoreKey)>,
+    write: Option<Write>,
+    cookie: Option<Cookie<'static>>,
+}
+
+struct Write {
+    id: SessionId,
+    key: StoreKey,
+    expires_at: SystemTime,
+    /// `None` when only the expiry moves.
+    changes: Option<ChangeSet>,
+}
+
+impl RequestSession {
+    fn manager(&self) -> &SessionManager {
+        &self.inner.manager
+    }
+
+    fn config(&self) -> &SessionConfig {
+        self.manager().config()
+    }
+
+    /// The typed session `T` of this request, loading the session on first use.
+    /// Every call for the same `T` shares one state; different structs share
+    /// one store load.
+    pub async fn session<T: SessionData>(&self) -> Result<Session<T>, Error> {
+        let state = self.inner.state.get_or_try_init(|| self.load()).await?;
+        let mut state = lock(state);
+        let type_id = TypeId::of::<T>();
+        let slot = match state.slots.iter().find(|(id, _)| *id == type_id) {
+            Some((_, slot)) => Arc::clone(slot),
+            None => {
+                let slot: Arc<dyn AnySlot> = Arc::new(Slot::<T>::load(&state.fields, self.config()));
+                state.slots.push((type_id, Arc::clone(&slot)));
+                slot
+            }
+        };
+        let slot = slot
+            .into_any()
+            .downcast::<Slot<T>>()
+            .unwrap_or_else(|_| unreachable!("slots are keyed by their TypeId"));
+        Ok(Session::new(RawHandle::new(slot, self.clone())))
+    }
+
+    async fn load(&self) -> Result<Mutex<State>, Error> {
+        let Some(presented) = &self.inner.presented_id else {
+            return Ok(Mutex::new(State::fresh()));
+        };
+        let config = self.config();
+        let Some(id) = SessionId::parse(presented) else {
+            config.emit(SessionEvent::MalformedId);
+            return Ok(Mutex::new(State::fresh()));
+        };
+        let key = StoreKey::for_id(&config.key_prefix, &id);
+        let Some(record) = self.manager().store().load(&key).await? else {
+            config.emit(SessionEvent::Missed);
+            return Ok(Mutex::new(State::fresh()));
+        };
+        if record.is_expired(SystemTime::now()) {
+            config.emit(SessionEvent::Expired);
+            return Ok(Mutex::new(State::fresh()));
+        }
+        Ok(Mutex::new(State {
+            id: Some(id),
+            stored: true,
+            fields: record.fields,
+            expires_at: Some(record.expires_at),
+            max_age: record.max_age,
+            ..State::fresh()
+        }))
+    }
+
+    /// The loaded state; handles exist only after a load, so it is there.
+    fn state(&self) -> MutexGuard<'_, State> {
+        let state = self.inner.state.get();
+        lock(state.unwrap_or_else(|| unreachable!("a handle exists only after the session loaded")))
+    }
+
+    pub(crate) fn is_new(&self) -> bool {
+        !self.state().stored
+    }
+
+    pub(crate) fn destroy(&self) {
+        let mut state = self.state();
+        if state.stored {
+            if let Some(id) = &state.id {
+                state.discard = Some(StoreKey::for_id(&self.config().key_prefix, id));
+            }
+        }
+        let slots = std::mem::take(&mut state.slots);
+        *state = State {
+            discard: state.discard.take(),
+            slots,
+            ..State::fresh()
+        };
+        state.slots.iter().for_each(|(_, slot)| slot.reset());
+    }
+
+    pub(crate) fn regenerate(&self) {
+        self.state().regenerate = true;
+    }
+
+    pub(crate) fn set_max_age(&self, max_age: Option<Duration>) {
+        let mut state = self.state();
+        state.max_age = max_age;
+        state.max_age_changed = true;
+    }
+
+    pub(crate) fn max_age(&self) -> Duration {
+        self.state().max_age.unwrap_or(self.config().max_age)
+    }
+
+    /// Commits now; see `Session::save`.
+    pub(crate) async fn save(&self) -> Result<(), Error> {
+        let _one_at_a_time = self.inner.commit.lock().await;
+        if self.inner.state.get().is_none() {
+            return Ok(());
+        }
+        let plan = self.plan()?;
+        let outcome = self.execute(&plan).await;
+        let mut state = self.state();
+        state.slots.iter().for_each(|(_, slot)| slot.settle(outcome.is_ok()));
+        outcome?;
+        if plan.discard.is_some() {
+            state.discard = None;
+        }
+        if let Some(write) = plan.write {
+            state.id = Some(write.id);
+            state.stored = true;
+            state.expires_at = Some(write.expires_at);
+            state.regenerate = false;
+            state.max_age_changed = false;
+        }
+        if let Some(cookie) = plan.cookie {
+            *lock(&self.inner.cookie) = Some(cookie);
+        }
+        Ok(())
+    }
+
+    /// Ends the request: commits (unless auto-commit is off) and returns the
+    /// `Set-Cookie` the response must carry, if any. A session the request
+    /// never loaded costs nothing here.
+    pub async fn finish(&self) -> Result<Option<Cookie<'static>>, Error> {
+        if self.config().auto_commit {
+            self.save().await?;
+        }
+        Ok(lock(&self.inner.cookie).take())
+    }
+
+    /// Decides what this commit writes, from the state as it is now.
+    fn plan(&self) -> Result<Plan, Error> {
+        let config = self.config();
+        let state = self.state();
+        let now = SystemTime::now();
+        let max_age = state.max_age.unwrap_or(config.max_age);
+        let expires_at = now + max_age;
+        let mut changes = ChangeSet {
+            set: Vec::new(),
+            remove: Vec::new(),
+            expires_at,
+            max_age: if state.max_age_changed {
+                MaxAgeUpdate::Set(state.max_age)
+            } else {
+                MaxAgeUpdate::Keep
+            },
+        };
+        for (_, slot) in &state.slots {
+            if let Err(error) = slot.collect(&mut changes) {
+                state.slots.iter().for_each(|(_, slot)| slot.settle(false));
+                return Err(error);
+            }
+        }
+        let changed = !changes.has_no_field_changes() || state.max_age_changed;
+        let mut plan = Plan {
+            discard: state.discard.clone(),
+            rename: None,
+            write: None,
+            cookie: None,
+        };
+
+        let (id, extend) = match &state.id {
+            // Stored: a write or a new id must re-send the cookie; otherwise
+            // only `rolling` or a due `renew` extend it.
+            Some(id) if state.stored => {
+                let half_gone = state
+                    .expires_at
+                    .is_none_or(|at| at.duration_since(now).unwrap_or_default() < max_age / 2);
+                let extend = changed || state.regenerate || config.rolling || (config.renew && half_gone);
+                if state.regenerate {
+                    let new_id = config.id_generator.generate()?;
+                    let from = StoreKey::for_id(&config.key_prefix, id);
+                    plan.rename = Some((from, StoreKey::for_id(&config.key_prefix, &new_id)));
+                    (new_id, extend)
+                } else {
+                    (id.clone(), extend)
+                }
+            }
+            // New: stored only once it holds something.
+            _ if changed => (config.id_generator.generate()?, true),
+            _ => {
+                if plan.discard.is_some() {
+                    plan.cookie = Some(config.removal_cookie());
+                }
+                return Ok(plan);
+            }
+        };
+        if extend {
+            plan.cookie = Some(config.cookie(
+                id.as_str(),
+                config.cookie_max_age(max_age, state.max_age.is_some()),
+            ));
+            plan.write = Some(Write {
+                key: StoreKey::for_id(&config.key_prefix, &id),
+                id,
+                expires_at,
+                changes: changed.then_some(changes),
+            });
+        }
+        Ok(plan)
+    }
+
+    async fn execute(&self, plan: &Plan) -> Result<(), Error> {
+        let store = self.manager().store();
+        if let Some(key) = &plan.discard {
+            store.delete(key).await?;
+        }
+        if let Some((from, to)) = &plan.rename {
+            store.change_key(from, to).await?;
+        }
+        match &plan.write {
+            Some(Write { key, changes: Some(changes), .. }) => store.commit(key, changes).await,
+            Some(Write { key, expires_at, changes: None, .. }) => store.touch(key, *expires_at).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for RequestSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSession")
+            .field("presented_id", &self.inner.presented_id.as_ref().map(|_| ".."))
+            .field("loaded", &self.inner.state.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks `mutex`, ignoring poisoning: session state stays consistent between
+/// statements, so a panic elsewhere never makes it unusable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
