@@ -1,0 +1,544 @@
+//! The session lifecycle through the framework-agnostic API: what reaches the
+//! store, which cookie goes out, and what the next request sees.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use session::{
+    ChangeSet, Error, MaxAgeUpdate, Session, SessionConfig, SessionEvent, SessionManager,
+    SessionStore, StoreKey,
+};
+use support::{Browser, Call, Recording};
+
+#[derive(Session, Default, Debug)]
+struct Shop {
+    user: Option<String>,
+    visits: u64,
+    cart: Vec<String>,
+    #[session(flash)]
+    notice: Option<String>,
+}
+
+const ONE_DAY: i64 = 24 * 60 * 60;
+
+fn setup(config: SessionConfig) -> (Recording, Browser) {
+    let store = Recording::new();
+    let manager = SessionManager::new(store.clone(), config);
+    (store, Browser::new(manager))
+}
+
+/// One request that runs `body` on the `Shop` session and commits.
+async fn visit(browser: &mut Browser, body: impl FnOnce(&Session<Shop>)) -> Option<session::Cookie<'static>> {
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    body(&shop);
+    browser.finish(request).await
+}
+
+/// The key of the only session committed since the last `take_calls`.
+fn committed_key(calls: &[Call]) -> StoreKey {
+    calls
+        .iter()
+        .find_map(|call| match call {
+            Call::Commit(key, _) => Some(key.clone()),
+            _ => None,
+        })
+        .expect("a commit")
+}
+
+fn commits(calls: &[Call]) -> Vec<&ChangeSet> {
+    calls
+        .iter()
+        .filter_map(|call| match call {
+            Call::Commit(_, changes) => Some(changes),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_session_that_holds_nothing_is_not_stored_and_sends_no_cookie() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    let cookie = visit(&mut browser, |shop| {
+        assert_eq!(shop.visits(), 0);
+        assert!(shop.is_new());
+        shop.cart_mut().clear();
+        shop.set_user(None);
+    })
+    .await;
+    assert_eq!(cookie, None);
+    assert_eq!(store.take_calls(), vec![], "a new session loads and writes nothing");
+}
+
+#[tokio::test]
+async fn the_first_write_stores_only_the_set_fields_and_sends_a_hardened_cookie() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.expect("a cookie");
+    assert_eq!(cookie.name(), "session");
+    assert_eq!(cookie.value().len(), 43, "256 random bits, base64url");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.same_site(), Some(session::SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(ONE_DAY));
+
+    let calls = store.take_calls();
+    let changes = commits(&calls);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].set, vec![("visits", b"1".to_vec())]);
+    assert!(changes[0].remove.is_empty());
+}
+
+#[tokio::test]
+async fn stores_see_a_hash_of_the_id_never_the_id() {
+    let (store, mut browser) = setup(SessionConfig::default().key_prefix("shop:"));
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.unwrap();
+    let key = committed_key(&store.take_calls());
+    assert!(key.as_str().starts_with("shop:"));
+    assert!(!key.as_str().contains(cookie.value()));
+    assert_ne!(&key.as_str()["shop:".len()..], cookie.value());
+}
+
+#[tokio::test]
+async fn only_changed_fields_reach_the_store() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| {
+        shop.set_user(Some("ann".into()));
+        shop.set_visits(1);
+        shop.cart_mut().push("apple".into());
+    })
+    .await;
+    store.take_calls();
+
+    let cookie = visit(&mut browser, |shop| {
+        assert_eq!(shop.user().as_deref(), Some("ann"));
+        assert!(!shop.is_new());
+        shop.set_visits(shop.visits() + 1);
+        shop.set_user(Some("ann".into())); // same value: not written
+        shop.cart_mut().sort(); // borrowed mutably, unchanged: not written
+    })
+    .await;
+    let calls = store.take_writes();
+    assert_eq!(commits(&calls).len(), 1);
+    assert_eq!(commits(&calls)[0].set, vec![("visits", b"2".to_vec())]);
+    assert!(cookie.is_some(), "a write extends the session, so the cookie is re-sent");
+}
+
+#[tokio::test]
+async fn a_request_that_changes_nothing_costs_no_store_write() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_visits(5)).await;
+    store.take_calls();
+    let cookie = visit(&mut browser, |shop| {
+        assert_eq!(shop.visits(), 5);
+        assert_eq!(shop.cart(), Vec::<String>::new());
+        shop.set_visits(5);
+    })
+    .await;
+    assert_eq!(cookie, None);
+    assert!(store.take_writes().is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_commits_on_different_fields_of_one_session_both_survive() {
+    let (_store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+
+    let first = browser.request();
+    let second = browser.request();
+    let (a, b) = (first.session::<Shop>().await.unwrap(), second.session::<Shop>().await.unwrap());
+    a.set_user(Some("ann".into()));
+    b.cart_mut().push("pear".into());
+    // Both loaded before either committed: a whole-record store would lose one.
+    first.finish().await.unwrap();
+    second.finish().await.unwrap();
+
+    visit(&mut browser, |shop| {
+        assert_eq!(shop.user().as_deref(), Some("ann"));
+        assert_eq!(shop.cart(), vec!["pear".to_owned()]);
+        assert_eq!(shop.visits(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn regenerate_changes_the_cookie_keeps_the_data_and_drops_the_old_record() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_visits(3)).await;
+    let old_cookie = browser.cookie.clone().unwrap();
+    let old_key = committed_key(&store.take_calls());
+
+    let cookie = visit(&mut browser, |shop| {
+        shop.set_user(Some("ann".into()));
+        shop.regenerate();
+    })
+    .await
+    .expect("a new cookie");
+    assert_ne!(cookie.value(), old_cookie);
+    let calls = store.take_writes();
+    assert!(matches!(&calls[0], Call::ChangeKey(from, _) if *from == old_key), "{calls:?}");
+    assert_eq!(store.peek(&old_key).await, None, "the old record is gone");
+
+    visit(&mut browser, |shop| {
+        assert_eq!(shop.visits(), 3);
+        assert_eq!(shop.user().as_deref(), Some("ann"));
+    })
+    .await;
+
+    let mut attacker = browser.clone();
+    attacker.cookie = Some(old_cookie);
+    visit(&mut attacker, |shop| {
+        assert!(shop.is_new(), "the pre-login id must not work any more");
+        assert_eq!(shop.visits(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn regenerate_without_changes_still_moves_the_session() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_visits(3)).await;
+    store.take_calls();
+    let old = browser.cookie.clone();
+    let cookie = visit(&mut browser, |shop| shop.regenerate()).await.expect("a new cookie");
+    assert_ne!(Some(cookie.value().to_owned()), old);
+    let calls = store.take_writes();
+    assert!(matches!(calls.as_slice(), [Call::ChangeKey(..), Call::Touch(..)]), "{calls:?}");
+    visit(&mut browser, |shop| assert_eq!(shop.visits(), 3)).await;
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let config = SessionConfig::default().on_event(move |event| {
+        seen.lock().unwrap().push(format!("{event:?}"));
+    });
+    let (store, mut browser) = setup(config);
+
+    for presented in ["made-up-by-the-client", "bad id;", ""] {
+        browser.cookie = Some(presented.to_owned());
+        let cookie = visit(&mut browser, |shop| {
+            assert!(shop.is_new());
+            shop.set_visits(1);
+        })
+        .await
+        .unwrap();
+        assert_ne!(cookie.value(), presented, "a client-chosen id was adopted");
+        assert_eq!(cookie.value().len(), 43);
+    }
+    assert_eq!(*events.lock().unwrap(), ["Missed", "MalformedId", "MalformedId"]);
+
+    // An expired record: commit one whose expiry has passed, then present it.
+    let key = committed_key(&store.take_calls());
+    let past = SystemTime::now() - Duration::from_secs(1);
+    store.store.touch(&key, past).await.unwrap();
+    let presented = browser.cookie.clone().unwrap();
+    visit(&mut browser, |shop| {
+        assert!(shop.is_new());
+        assert_eq!(shop.visits(), 0);
+    })
+    .await;
+    assert_eq!(events.lock().unwrap().last().map(String::as_str), Some("Missed"));
+    assert_eq!(browser.cookie, Some(presented), "nothing written, no new cookie");
+}
+
+#[tokio::test]
+async fn destroy_deletes_the_record_and_sends_a_removal_cookie() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_user(Some("ann".into()))).await;
+    let key = committed_key(&store.take_calls());
+
+    let cookie = visit(&mut browser, |shop| {
+        shop.destroy();
+        assert!(shop.is_new());
+        assert_eq!(shop.user(), None);
+    })
+    .await
+    .expect("a removal cookie");
+    assert_eq!(cookie.value(), "");
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(0));
+    assert_eq!(store.take_writes(), vec![Call::Delete(key.clone())]);
+    assert_eq!(store.peek(&key).await, None);
+    assert_eq!(browser.cookie, None);
+}
+
+#[tokio::test]
+async fn fields_set_after_destroy_start_a_new_session() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_user(Some("ann".into()))).await;
+    let old = browser.cookie.clone().unwrap();
+    let old_key = committed_key(&store.take_calls());
+
+    let cookie = visit(&mut browser, |shop| {
+        shop.destroy();
+        shop.set_notice(Some("bye".into()));
+    })
+    .await
+    .unwrap();
+    assert_ne!(cookie.value(), old);
+    assert_eq!(store.peek(&old_key).await, None);
+    visit(&mut browser, |shop| {
+        assert_eq!(shop.user(), None);
+        assert_eq!(shop.notice().as_deref(), Some("bye"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn flash_values_are_removed_once_read() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| {
+        shop.set_visits(1);
+        shop.set_notice(Some("welcome".into()));
+    })
+    .await;
+    let key = committed_key(&store.take_calls());
+    visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await;
+    assert!(store.take_writes().is_empty(), "an unread flash stays");
+
+    visit(&mut browser, |shop| {
+        assert_eq!(shop.notice().as_deref(), Some("welcome"));
+        assert_eq!(shop.notice(), None, "read once");
+    })
+    .await;
+    let writes = store.take_writes();
+    assert_eq!(commits(&writes)[0].remove, vec!["notice"]);
+    assert!(!store.peek(&key).await.unwrap().fields.contains_key("notice"));
+    visit(&mut browser, |shop| assert_eq!(shop.notice(), None)).await;
+}
+
+#[tokio::test]
+async fn a_field_that_no_longer_decodes_resets_alone_and_is_reported() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let config = SessionConfig::default().on_event(move |event| {
+        if let SessionEvent::FieldReset { field, .. } = event {
+            seen.lock().unwrap().push(*field);
+        }
+    });
+    let (store, mut browser) = setup(config);
+    visit(&mut browser, |shop| {
+        shop.set_user(Some("ann".into()));
+        shop.set_visits(7);
+    })
+    .await;
+    let key = committed_key(&store.take_calls());
+    // As if `visits` had been a string when this record was written.
+    let changes = ChangeSet {
+        set: vec![("visits", br#""seven""#.to_vec())],
+        remove: vec![],
+        expires_at: SystemTime::now() + Duration::from_secs(60),
+        max_age: MaxAgeUpdate::Keep,
+    };
+    store.store.commit(&key, &changes).await.unwrap();
+
+    visit(&mut browser, |shop| {
+        assert_eq!(shop.visits(), 0, "reset to its default");
+        assert_eq!(shop.user().as_deref(), Some("ann"), "the rest survives");
+    })
+    .await;
+    assert_eq!(*events.lock().unwrap(), ["visits"]);
+}
+
+#[tokio::test]
+async fn rolling_extends_and_resends_on_every_request() {
+    let (store, mut browser) = setup(SessionConfig::default().rolling(true));
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+    store.take_calls();
+    let cookie = visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await;
+    assert!(cookie.is_some());
+    assert!(matches!(store.take_writes().as_slice(), [Call::Touch(..)]));
+
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+    store.take_calls();
+    assert_eq!(visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await, None);
+    assert!(store.take_writes().is_empty());
+}
+
+#[tokio::test]
+async fn renew_extends_only_when_less_than_half_is_left() {
+    let (store, mut browser) = setup(SessionConfig::default().renew(true));
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+    let key = committed_key(&store.take_calls());
+
+    assert_eq!(visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await, None);
+    assert!(store.take_writes().is_empty(), "fresh sessions are not renewed");
+
+    let soon = SystemTime::now() + Duration::from_secs(60);
+    store.store.touch(&key, soon).await.unwrap();
+    let cookie = visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await;
+    assert!(cookie.is_some(), "renewed sessions re-send their cookie");
+    let writes = store.take_writes();
+    let [Call::Touch(_, expires_at)] = writes.as_slice() else {
+        panic!("expected one touch, got {writes:?}");
+    };
+    assert!(*expires_at > SystemTime::now() + Duration::from_secs(23 * 3600));
+}
+
+#[tokio::test]
+async fn remember_me_survives_reloads_and_beats_browser_session_cookies() {
+    let (store, mut browser) = setup(SessionConfig::default().browser_session(true).rolling(true));
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.unwrap();
+    assert_eq!(cookie.max_age(), None, "browser-session cookie");
+
+    let thirty_days = Duration::from_secs(30 * 24 * 3600);
+    let cookie = visit(&mut browser, |shop| {
+        shop.set_max_age(Some(thirty_days));
+        assert_eq!(shop.max_age(), thirty_days);
+    })
+    .await
+    .unwrap();
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(30 * ONE_DAY));
+    let writes = store.take_writes();
+    let key = committed_key(&writes);
+    assert_eq!(commits(&writes).last().unwrap().max_age, MaxAgeUpdate::Set(Some(thirty_days)));
+
+    // A later request that changes nothing still gets the session's own max-age.
+    let cookie = visit(&mut browser, |shop| assert_eq!(shop.max_age(), thirty_days)).await.unwrap();
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(30 * ONE_DAY));
+    let record = store.peek(&key).await.unwrap();
+    assert!(record.expires_at > SystemTime::now() + Duration::from_secs(29 * 24 * 3600));
+
+    let cookie = visit(&mut browser, |shop| shop.set_max_age(None)).await.unwrap();
+    assert_eq!(cookie.max_age(), None, "back to the configured browser-session cookie");
+}
+
+#[tokio::test]
+async fn without_auto_commit_only_save_writes() {
+    let (store, mut browser) = setup(SessionConfig::default().auto_commit(false));
+    assert_eq!(visit(&mut browser, |shop| shop.set_visits(1)).await, None);
+    assert!(store.take_writes().is_empty());
+
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    shop.set_visits(2);
+    shop.save().await.unwrap();
+    assert_eq!(commits(&store.take_writes())[0].set, vec![("visits", b"2".to_vec())]);
+    assert!(browser.finish(request).await.is_some(), "save's cookie goes out with the response");
+    visit(&mut browser, |shop| assert_eq!(shop.visits(), 2)).await;
+}
+
+#[tokio::test]
+async fn save_mid_request_then_more_changes_commit_each_field_once() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    shop.set_visits(1);
+    shop.save().await.unwrap();
+    shop.set_user(Some("ann".into()));
+    let cookie = browser.finish(request).await.expect("a cookie");
+    let writes = store.take_writes();
+    let sets: Vec<_> = commits(&writes).iter().map(|c| c.set.clone()).collect();
+    assert_eq!(
+        sets,
+        vec![vec![("visits", b"1".to_vec())], vec![("user", br#""ann""#.to_vec())]]
+    );
+    // Both commits went to the one session the cookie names.
+    let keys: Vec<_> = writes.iter().map(|c| match c {
+        Call::Commit(key, _) => key.clone(),
+        other => panic!("unexpected {other:?}"),
+    }).collect();
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(browser.cookie.as_deref(), Some(cookie.value()));
+}
+
+#[tokio::test]
+async fn custom_id_generators_are_used_and_checked() {
+    let (_, mut browser) = setup(SessionConfig::default().id_generator(|| "custom-id-123".into()));
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.unwrap();
+    assert_eq!(cookie.value(), "custom-id-123");
+
+    let (_, browser) = setup(SessionConfig::default().id_generator(|| "not valid!".into()));
+    let request = browser.request();
+    request.session::<Shop>().await.unwrap().set_visits(1);
+    assert!(matches!(request.finish().await, Err(Error::InvalidGeneratedId)));
+}
+
+#[tokio::test]
+async fn store_failures_are_typed_errors_naming_the_operation() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+    store.set_failing(true);
+    let request = browser.request();
+    let error = request.session::<Shop>().await.unwrap_err();
+    assert!(matches!(error, Error::Store { op: session::StoreOp::Load, .. }), "{error:?}");
+    assert_eq!(error.to_string(), "session store failed to load a session");
+
+    store.set_failing(false);
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    shop.set_visits(2);
+    store.set_failing(true);
+    let error = shop.save().await.unwrap_err();
+    assert!(matches!(error, Error::Store { op: session::StoreOp::Commit, .. }), "{error:?}");
+    // The change is still pending and lands once the store is back.
+    store.set_failing(false);
+    browser.finish(request).await;
+    visit(&mut browser, |shop| assert_eq!(shop.visits(), 2)).await;
+}
+
+#[derive(Session, Default)]
+#[session(namespace = "auth")]
+struct Auth {
+    user: Option<String>,
+}
+
+#[tokio::test]
+async fn two_session_structs_share_one_load_and_one_record() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    visit(&mut browser, |shop| shop.set_user(Some("shop-user".into()))).await;
+    store.take_calls();
+
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    let auth = request.session::<Auth>().await.unwrap();
+    let again = request.session::<Shop>().await.unwrap();
+    auth.set_user(Some("admin".into()));
+    again.set_visits(9);
+    assert_eq!(shop.visits(), 9, "handles of one struct share its state");
+    browser.finish(request).await;
+
+    let calls = store.take_calls();
+    assert_eq!(calls.iter().filter(|call| matches!(call, Call::Load(_))).count(), 1);
+    let changes = commits(&calls);
+    assert_eq!(changes.len(), 1, "one commit for the whole request");
+    let mut keys: Vec<_> = changes[0].set.iter().map(|(key, _)| *key).collect();
+    keys.sort();
+    assert_eq!(keys, ["auth.user", "visits"]);
+
+    let request = browser.request();
+    assert_eq!(request.session::<Auth>().await.unwrap().user().as_deref(), Some("admin"));
+    assert_eq!(request.session::<Shop>().await.unwrap().user().as_deref(), Some("shop-user"));
+}
+
+#[tokio::test]
+async fn a_request_that_never_asks_for_its_session_touches_nothing() {
+    let (store, mut browser) = setup(SessionConfig::default().rolling(true));
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+    store.take_calls();
+    let request = browser.request();
+    assert_eq!(browser.finish(request).await, None);
+    assert!(store.take_calls().is_empty());
+}
+
+#[tokio::test]
+async fn handles_are_clone_send_sync_and_work_across_await() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>(_: &T) {}
+    let (_, mut browser) = setup(SessionConfig::default());
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    assert_send_sync_clone(&shop);
+    let worker = shop.clone();
+    tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        worker.cart_mut().push("from a task".into());
+    })
+    .await
+    .unwrap();
+    assert_eq!(shop.cart(), vec!["from a task".to_owned()]);
+    browser.finish(request).await.unwrap();
+}
