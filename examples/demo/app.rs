@@ -10,7 +10,7 @@ use session::{Session, SessionLayer, SessionManager};
 
 /// Everything the demo keeps per visitor.
 #[derive(Session, Default)]
-pub struct Shop {
+pub(crate) struct Shop {
     /// Who logged in, if anyone.
     user: Option<String>,
     /// How often `/counter` was visited.
@@ -27,7 +27,7 @@ const MAX_TEXT: usize = 100;
 /// Most items a cart may hold: session cookies point at small records.
 const MAX_CART: usize = 50;
 
-pub fn app(sessions: SessionManager) -> Router {
+pub(crate) fn app(sessions: SessionManager) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/counter", get(counter))

@@ -1,0 +1,161 @@
+//! The axum integration: the layer, the extractor, and when commits happen.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use session::{Session, SessionConfig, SessionLayer, SessionManager};
+use support::{Call, Recording};
+use tower::ServiceExt;
+
+#[derive(Session, Default)]
+struct Counter {
+    count: u64,
+}
+
+#[derive(Session, Default)]
+#[session(namespace = "prefs")]
+struct Prefs {
+    theme: Option<String>,
+}
+
+async fn count(session: Session<Counter>) -> String {
+    let count = session.count() + 1;
+    session.set_count(count);
+    count.to_string()
+}
+
+async fn count_then_fail(session: Session<Counter>) -> impl IntoResponse {
+    session.set_count(session.count() + 1);
+    (StatusCode::BAD_REQUEST, "rejected, but counted")
+}
+
+async fn both(counter: Session<Counter>, prefs: Session<Prefs>) -> String {
+    prefs.set_theme(Some("dark".into()));
+    // The handle may cross an await point and be moved into a task.
+    let task_counter = counter.clone();
+    tokio::spawn(async move { task_counter.set_count(task_counter.count() + 10) })
+        .await
+        .unwrap();
+    counter.count().to_string()
+}
+
+async fn peek() -> &'static str {
+    "no session used"
+}
+
+fn app(store: &Recording) -> Router {
+    Router::new()
+        .route("/count", get(count))
+        .route("/fail", get(count_then_fail))
+        .route("/both", get(both))
+        .route("/peek", get(peek))
+        .layer(SessionLayer::from_manager(SessionManager::new(
+            store.clone(),
+            SessionConfig::default(),
+        )))
+}
+
+/// Sends a GET with `cookie`, returning status, the `Set-Cookie` value and the body.
+async fn get_with(app: &Router, path: &str, cookie: Option<&str>) -> (StatusCode, Option<String>, String) {
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, format!("other=1; {cookie}"));
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let set_cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .map(|value| value.to_str().unwrap().to_owned());
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, set_cookie, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// `name=value` of a `Set-Cookie` header, as a client sends it back.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_counter_counts_across_requests() {
+    let store = Recording::new();
+    let app = app(&store);
+    let (status, set_cookie, body) = get_with(&app, "/count", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+    let set_cookie = set_cookie.expect("the first write sets a cookie");
+    assert!(set_cookie.starts_with("session="));
+    assert!(set_cookie.contains("HttpOnly"));
+    let cookie = cookie_pair(&set_cookie);
+
+    let (_, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!(body, "2");
+    let (_, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!(body, "3");
+    let (_, _, body) = get_with(&app, "/count", None).await;
+    assert_eq!(body, "1", "a client without the cookie gets its own session");
+}
+
+#[tokio::test]
+async fn error_responses_commit_too() {
+    let store = Recording::new();
+    let app = app(&store);
+    let (status, set_cookie, _) = get_with(&app, "/fail", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let cookie = cookie_pair(&set_cookie.expect("committed despite the 400"));
+    let (_, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!(body, "2");
+}
+
+#[tokio::test]
+async fn a_failed_commit_turns_the_response_into_a_500() {
+    let store = Recording::new();
+    let app = app(&store);
+    let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    store.set_failing(true);
+    let (status, set_cookie, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(set_cookie, None);
+    assert!(body.contains("could not be loaded"), "{body}");
+}
+
+#[tokio::test]
+async fn two_extractors_share_one_load_and_one_commit() {
+    let store = Recording::new();
+    let app = app(&store);
+    let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    store.take_calls();
+
+    let (status, _, body) = get_with(&app, "/both", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "11"));
+    let calls = store.take_calls();
+    assert_eq!(calls.len(), 2, "one load, one commit: {calls:?}");
+    let Call::Commit(_, changes) = &calls[1] else {
+        panic!("expected a commit, got {calls:?}");
+    };
+    let mut keys: Vec<_> = changes.set.iter().map(|(key, _)| *key).collect();
+    keys.sort();
+    assert_eq!(keys, ["count", "prefs.theme"]);
+}
+
+#[tokio::test]
+async fn routes_that_never_extract_a_session_cost_nothing() {
+    let store = Recording::new();
+    let app = app(&store);
+    let (status, set_cookie, _) = get_with(&app, "/peek", Some("session=whatever")).await;
+    assert_eq!((status, set_cookie), (StatusCode::OK, None));
+    assert!(store.take_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_layer_is_a_clear_rejection() {
+    let app = Router::new().route("/count", get(count));
+    let (status, _, body) = get_with(&app, "/count", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("not wrapped in a SessionLayer"), "{body}");
+}

@@ -1,0 +1,140 @@
+//! What each `#[session(..)]` attribute does at run time.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use session::{ChangeSet, MaxAgeUpdate, Session, SessionConfig, SessionManager, SessionStore};
+use support::{Browser, Call, Recording};
+
+#[derive(Session, Default)]
+#[session(rename_all = "camelCase", namespace = "app")]
+struct Attributes {
+    user_name: String,
+    #[session(rename = "n", alias = "count", alias = "oldCount")]
+    visit_count: u64,
+    #[session(default = "light")]
+    theme: String,
+    #[session(skip)]
+    scratch: u32,
+    #[session(codec = session::Binary)]
+    blob: Vec<u8>,
+}
+
+fn light() -> String {
+    "light".into()
+}
+
+#[derive(Session)]
+#[session(default, codec = session::Binary)]
+struct Prefs {
+    volume: u8,
+    #[session(codec = session::Json)]
+    lang: String,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Self { volume: 7, lang: "en".into() }
+    }
+}
+
+fn setup() -> (Recording, Browser) {
+    let store = Recording::new();
+    (store.clone(), Browser::new(SessionManager::new(store, SessionConfig::default())))
+}
+
+fn only_commit(calls: Vec<Call>) -> (session::StoreKey, ChangeSet) {
+    let mut commits: Vec<_> = calls
+        .into_iter()
+        .filter_map(|call| match call {
+            Call::Commit(key, changes) => Some((key, changes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commits.len(), 1);
+    commits.remove(0)
+}
+
+#[tokio::test]
+async fn keys_follow_rename_rename_all_and_namespace_and_skip_is_never_stored() {
+    let (store, mut browser) = setup();
+    let request = browser.request();
+    let session = request.session::<Attributes>().await.unwrap();
+    assert_eq!(session.theme(), "light", "default = \"path\"");
+    session.set_user_name("ann".into());
+    session.set_visit_count(1);
+    session.set_theme("dark".into());
+    session.set_scratch(42);
+    assert_eq!(session.scratch(), 42);
+    *session.blob_mut() = vec![1, 2, 3];
+    browser.finish(request).await;
+
+    let (_, changes) = only_commit(store.take_calls());
+    assert_eq!(
+        changes.set,
+        vec![
+            ("app.userName", br#""ann""#.to_vec()),
+            ("app.n", b"1".to_vec()),
+            ("app.theme", br#""dark""#.to_vec()),
+            ("app.blob", vec![3, 1, 2, 3]), // postcard: length, then bytes
+        ]
+    );
+
+    let request = browser.request();
+    let session = request.session::<Attributes>().await.unwrap();
+    assert_eq!(session.scratch(), 0, "skip fields live for one request");
+    assert_eq!(session.blob(), vec![1, 2, 3]);
+    session.set_scratch(1);
+    browser.finish(request).await;
+    assert!(store.take_writes().is_empty(), "skip fields never dirty the session");
+}
+
+#[tokio::test]
+async fn aliases_load_old_keys_and_the_next_write_moves_them() {
+    let (store, mut browser) = setup();
+    let request = browser.request();
+    request.session::<Attributes>().await.unwrap().set_user_name("ann".into());
+    browser.finish(request).await;
+    let (key, _) = only_commit(store.take_calls());
+
+    // A record written before `visit_count` was renamed from `oldCount`.
+    let old = ChangeSet {
+        set: vec![("app.oldCount", b"5".to_vec())],
+        remove: vec![],
+        expires_at: SystemTime::now() + Duration::from_secs(60),
+        max_age: MaxAgeUpdate::Keep,
+    };
+    store.store.commit(&key, &old).await.unwrap();
+
+    let request = browser.request();
+    let session = request.session::<Attributes>().await.unwrap();
+    assert_eq!(session.visit_count(), 5);
+    session.set_visit_count(6);
+    browser.finish(request).await;
+    let (_, changes) = only_commit(store.take_calls());
+    assert_eq!(changes.set, vec![("app.n", b"6".to_vec())]);
+    assert_eq!(changes.remove, vec!["app.oldCount"]);
+    let fields = store.peek(&key).await.unwrap().fields;
+    assert_eq!(fields.get("app.n").map(Vec::as_slice), Some(&b"6"[..]));
+    assert!(!fields.contains_key("app.oldCount"));
+}
+
+#[tokio::test]
+async fn container_default_and_codec_apply_to_fields_without_their_own() {
+    let (store, mut browser) = setup();
+    let request = browser.request();
+    let prefs = request.session::<Prefs>().await.unwrap();
+    assert_eq!((prefs.volume(), prefs.lang()), (7, "en".to_owned()));
+    prefs.set_volume(7);
+    browser.finish(request).await;
+    assert!(store.take_writes().is_empty(), "setting the struct's default writes nothing");
+
+    let request = browser.request();
+    let prefs = request.session::<Prefs>().await.unwrap();
+    prefs.set_volume(8);
+    prefs.set_lang("fr".into());
+    browser.finish(request).await;
+    let (_, changes) = only_commit(store.take_calls());
+    assert_eq!(changes.set, vec![("volume", vec![8]), ("lang", br#""fr""#.to_vec())]);
+}
