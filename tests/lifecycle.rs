@@ -231,8 +231,9 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
     }
     assert_eq!(*events.lock().unwrap(), ["Missed", "MalformedId", "MalformedId"]);
 
-    // An expired record: commit one whose expiry has passed, then present it.
-    let key = committed_key(&store.take_calls());
+    // An expired record: move the last session's expiry into the past, then present it.
+    let calls = store.take_calls();
+    let key = committed_key(&calls[calls.len() - 1..]);
     let past = SystemTime::now() - Duration::from_secs(1);
     store.store.touch(&key, past).await.unwrap();
     let presented = browser.cookie.clone().unwrap();

@@ -5,6 +5,32 @@
 //! An integration calls [`SessionManager::start`] when a request arrives,
 //! keeps the [`RequestSession`] where handlers can reach it, and calls
 //! [`RequestSession::finish`] once the handler has produced its response.
+//!
+//! ```
+//! use session::{MemoryStore, Session, SessionConfig, SessionManager};
+//!
+//! #[derive(Session, Default)]
+//! struct Visits {
+//!     count: u64,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session::Error> {
+//! let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+//!
+//! // A first request: no cookie yet.
+//! let request = sessions.start(None);
+//! let visits = request.session::<Visits>().await?;
+//! visits.set_count(visits.count() + 1);
+//! let cookie = request.finish().await?.expect("the first write sets a cookie");
+//!
+//! // The next request presents that cookie's value.
+//! let request = sessions.start(Some(cookie.value().to_owned()));
+//! assert_eq!(request.session::<Visits>().await?.count(), 1);
+//! assert!(request.finish().await?.is_none(), "nothing changed: no write, no cookie");
+//! # Ok(())
+//! # }
+//! ```
 
 pub(crate) mod slot;
 
