@@ -60,19 +60,33 @@ fn app(store: &Recording) -> Router {
 }
 
 /// Sends a GET with `cookie`, returning status, the `Set-Cookie` value and the body.
-async fn get_with(app: &Router, path: &str, cookie: Option<&str>) -> (StatusCode, Option<String>, String) {
+async fn get_with(
+    app: &Router,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, Option<String>, String) {
     let mut request = Request::get(path);
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, format!("other=1; {cookie}"));
     }
-    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
     let set_cookie = response
         .headers()
         .get(header::SET_COOKIE)
         .map(|value| value.to_str().unwrap().to_owned());
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, set_cookie, String::from_utf8(body.to_vec()).unwrap())
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        set_cookie,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 /// `name=value` of a `Set-Cookie` header, as a client sends it back.
@@ -96,7 +110,10 @@ async fn a_counter_counts_across_requests() {
     let (_, _, body) = get_with(&app, "/count", Some(&cookie)).await;
     assert_eq!(body, "3");
     let (_, _, body) = get_with(&app, "/count", None).await;
-    assert_eq!(body, "1", "a client without the cookie gets its own session");
+    assert_eq!(
+        body, "1",
+        "a client without the cookie gets its own session"
+    );
 }
 
 #[tokio::test]

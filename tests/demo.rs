@@ -17,7 +17,10 @@ struct Browser {
 impl Browser {
     fn new() -> Self {
         let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default());
-        Self { app: app::app(sessions), cookie: None }
+        Self {
+            app: app::app(sessions),
+            cookie: None,
+        }
     }
 
     async fn send(&mut self, method: &str, path: &str, form: Option<&str>) -> (StatusCode, String) {
@@ -32,13 +35,20 @@ impl Browser {
             }
             None => Body::empty(),
         };
-        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
         if let Some(set_cookie) = response.headers().get(header::SET_COOKIE) {
             let pair = set_cookie.to_str().unwrap().split(';').next().unwrap();
             self.cookie = (!pair.ends_with('=')).then(|| pair.to_owned());
         }
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -52,13 +62,23 @@ impl Browser {
 #[tokio::test]
 async fn the_demo_counts_logs_in_fills_a_cart_and_logs_out() {
     let mut browser = Browser::new();
-    assert_eq!(browser.send("GET", "/counter", None).await, (StatusCode::OK, "1".into()));
-    assert_eq!(browser.send("GET", "/counter", None).await, (StatusCode::OK, "2".into()));
+    assert_eq!(
+        browser.send("GET", "/counter", None).await,
+        (StatusCode::OK, "1".into())
+    );
+    assert_eq!(
+        browser.send("GET", "/counter", None).await,
+        (StatusCode::OK, "2".into())
+    );
     let before_login = browser.cookie.clone().unwrap();
 
     let (status, _) = browser.send("POST", "/login", Some("user=ann")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_ne!(browser.cookie.as_ref(), Some(&before_login), "login regenerates the id");
+    assert_ne!(
+        browser.cookie.as_ref(),
+        Some(&before_login),
+        "login regenerates the id"
+    );
 
     let (status, _) = browser.send("POST", "/cart", Some("item=apple")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -68,26 +88,42 @@ async fn the_demo_counts_logs_in_fills_a_cart_and_logs_out() {
         json,
         serde_json::json!({"user": "ann", "visits": 2, "cart": ["apple", "<pear>"], "notice": "Added <pear> to the cart."})
     );
-    assert_eq!(browser.json().await["notice"], serde_json::Value::Null, "the notice shows once");
+    assert_eq!(
+        browser.json().await["notice"],
+        serde_json::Value::Null,
+        "the notice shows once"
+    );
 
     let (status, page) = browser.send("GET", "/", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Logged in as <b>ann</b>"));
-    assert!(page.contains("<li>&lt;pear&gt;</li>"), "cart items are escaped");
+    assert!(
+        page.contains("<li>&lt;pear&gt;</li>"),
+        "cart items are escaped"
+    );
 
     let (status, _) = browser.send("POST", "/logout", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(browser.cookie, None, "logout removes the cookie");
     let json = browser.json().await;
-    assert_eq!(json, serde_json::json!({"user": null, "visits": 0, "cart": [], "notice": null}));
+    assert_eq!(
+        json,
+        serde_json::json!({"user": null, "visits": 0, "cart": [], "notice": null})
+    );
 }
 
 #[tokio::test]
 async fn the_demo_refuses_bad_input_with_400() {
     let mut browser = Browser::new();
     let (status, body) = browser.send("POST", "/login", Some("user=+")).await;
-    assert_eq!((status, body.as_str()), (StatusCode::BAD_REQUEST, "user must be 1 to 100 characters"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::BAD_REQUEST, "user must be 1 to 100 characters")
+    );
     let long = format!("item={}", "x".repeat(101));
-    assert_eq!(browser.send("POST", "/cart", Some(&long)).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        browser.send("POST", "/cart", Some(&long)).await.0,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(browser.cookie, None, "refused input stores nothing");
 }

@@ -35,13 +35,19 @@ struct Prefs {
 
 impl Default for Prefs {
     fn default() -> Self {
-        Self { volume: 7, lang: "en".into() }
+        Self {
+            volume: 7,
+            lang: "en".into(),
+        }
     }
 }
 
 fn setup() -> (Recording, Browser) {
     let store = Recording::new();
-    (store.clone(), Browser::new(SessionManager::new(store, SessionConfig::default())))
+    (
+        store.clone(),
+        Browser::new(SessionManager::new(store, SessionConfig::default())),
+    )
 }
 
 fn only_commit(calls: Vec<Call>) -> (session::StoreKey, ChangeSet) {
@@ -87,14 +93,21 @@ async fn keys_follow_rename_rename_all_and_namespace_and_skip_is_never_stored() 
     assert_eq!(session.blob(), vec![1, 2, 3]);
     session.set_scratch(1);
     browser.finish(request).await;
-    assert!(store.take_writes().is_empty(), "skip fields never dirty the session");
+    assert!(
+        store.take_writes().is_empty(),
+        "skip fields never dirty the session"
+    );
 }
 
 #[tokio::test]
 async fn aliases_load_old_keys_and_the_next_write_moves_them() {
     let (store, mut browser) = setup();
     let request = browser.request();
-    request.session::<Attributes>().await.unwrap().set_user_name("ann".into());
+    request
+        .session::<Attributes>()
+        .await
+        .unwrap()
+        .set_user_name("ann".into());
     browser.finish(request).await;
     let (key, _) = only_commit(store.take_calls());
 
@@ -128,7 +141,10 @@ async fn container_default_and_codec_apply_to_fields_without_their_own() {
     assert_eq!((prefs.volume(), prefs.lang()), (7, "en".to_owned()));
     prefs.set_volume(7);
     browser.finish(request).await;
-    assert!(store.take_writes().is_empty(), "setting the struct's default writes nothing");
+    assert!(
+        store.take_writes().is_empty(),
+        "setting the struct's default writes nothing"
+    );
 
     let request = browser.request();
     let prefs = request.session::<Prefs>().await.unwrap();
@@ -136,5 +152,8 @@ async fn container_default_and_codec_apply_to_fields_without_their_own() {
     prefs.set_lang("fr".into());
     browser.finish(request).await;
     let (_, changes) = only_commit(store.take_calls());
-    assert_eq!(changes.set, vec![("volume", vec![8]), ("lang", br#""fr""#.to_vec())]);
+    assert_eq!(
+        changes.set,
+        vec![("volume", vec![8]), ("lang", br#""fr""#.to_vec())]
+    );
 }

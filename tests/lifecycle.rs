@@ -30,7 +30,10 @@ fn setup(config: SessionConfig) -> (Recording, Browser) {
 }
 
 /// One request that runs `body` on the `Shop` session and commits.
-async fn visit(browser: &mut Browser, body: impl FnOnce(&Session<Shop>)) -> Option<session::Cookie<'static>> {
+async fn visit(
+    browser: &mut Browser,
+    body: impl FnOnce(&Session<Shop>),
+) -> Option<session::Cookie<'static>> {
     let request = browser.request();
     let shop = request.session::<Shop>().await.unwrap();
     body(&shop);
@@ -69,20 +72,29 @@ async fn a_new_session_that_holds_nothing_is_not_stored_and_sends_no_cookie() {
     })
     .await;
     assert_eq!(cookie, None);
-    assert_eq!(store.take_calls(), vec![], "a new session loads and writes nothing");
+    assert_eq!(
+        store.take_calls(),
+        vec![],
+        "a new session loads and writes nothing"
+    );
 }
 
 #[tokio::test]
 async fn the_first_write_stores_only_the_set_fields_and_sends_a_hardened_cookie() {
     let (store, mut browser) = setup(SessionConfig::default());
-    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.expect("a cookie");
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1))
+        .await
+        .expect("a cookie");
     assert_eq!(cookie.name(), "session");
     assert_eq!(cookie.value().len(), 43, "256 random bits, base64url");
     assert_eq!(cookie.http_only(), Some(true));
     assert_eq!(cookie.secure(), Some(true));
     assert_eq!(cookie.same_site(), Some(session::SameSite::Lax));
     assert_eq!(cookie.path(), Some("/"));
-    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(ONE_DAY));
+    assert_eq!(
+        cookie.max_age().map(|age| age.whole_seconds()),
+        Some(ONE_DAY)
+    );
 
     let calls = store.take_calls();
     let changes = commits(&calls);
@@ -94,7 +106,9 @@ async fn the_first_write_stores_only_the_set_fields_and_sends_a_hardened_cookie(
 #[tokio::test]
 async fn stores_see_a_hash_of_the_id_never_the_id() {
     let (store, mut browser) = setup(SessionConfig::default().key_prefix("shop:"));
-    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.unwrap();
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1))
+        .await
+        .unwrap();
     let key = committed_key(&store.take_calls());
     assert!(key.as_str().starts_with("shop:"));
     assert!(!key.as_str().contains(cookie.value()));
@@ -123,7 +137,10 @@ async fn only_changed_fields_reach_the_store() {
     let calls = store.take_writes();
     assert_eq!(commits(&calls).len(), 1);
     assert_eq!(commits(&calls)[0].set, vec![("visits", b"2".to_vec())]);
-    assert!(cookie.is_some(), "a write extends the session, so the cookie is re-sent");
+    assert!(
+        cookie.is_some(),
+        "a write extends the session, so the cookie is re-sent"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +165,10 @@ async fn concurrent_commits_on_different_fields_of_one_session_both_survive() {
 
     let first = browser.request();
     let second = browser.request();
-    let (a, b) = (first.session::<Shop>().await.unwrap(), second.session::<Shop>().await.unwrap());
+    let (a, b) = (
+        first.session::<Shop>().await.unwrap(),
+        second.session::<Shop>().await.unwrap(),
+    );
     a.set_user(Some("ann".into()));
     b.cart_mut().push("pear".into());
     // Both loaded before either committed: a whole-record store would lose one.
@@ -178,7 +198,10 @@ async fn regenerate_changes_the_cookie_keeps_the_data_and_drops_the_old_record()
     .expect("a new cookie");
     assert_ne!(cookie.value(), old_cookie);
     let calls = store.take_writes();
-    assert!(matches!(&calls[0], Call::ChangeKey(from, _) if *from == old_key), "{calls:?}");
+    assert!(
+        matches!(&calls[0], Call::ChangeKey(from, _) if *from == old_key),
+        "{calls:?}"
+    );
     assert_eq!(store.peek(&old_key).await, None, "the old record is gone");
 
     visit(&mut browser, |shop| {
@@ -202,10 +225,15 @@ async fn regenerate_without_changes_still_moves_the_session() {
     visit(&mut browser, |shop| shop.set_visits(3)).await;
     store.take_calls();
     let old = browser.cookie.clone();
-    let cookie = visit(&mut browser, |shop| shop.regenerate()).await.expect("a new cookie");
+    let cookie = visit(&mut browser, |shop| shop.regenerate())
+        .await
+        .expect("a new cookie");
     assert_ne!(Some(cookie.value().to_owned()), old);
     let calls = store.take_writes();
-    assert!(matches!(calls.as_slice(), [Call::ChangeKey(..), Call::Touch(..)]), "{calls:?}");
+    assert!(
+        matches!(calls.as_slice(), [Call::ChangeKey(..), Call::Touch(..)]),
+        "{calls:?}"
+    );
     visit(&mut browser, |shop| assert_eq!(shop.visits(), 3)).await;
 }
 
@@ -229,7 +257,10 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
         assert_ne!(cookie.value(), presented, "a client-chosen id was adopted");
         assert_eq!(cookie.value().len(), 43);
     }
-    assert_eq!(*events.lock().unwrap(), ["Missed", "MalformedId", "MalformedId"]);
+    assert_eq!(
+        *events.lock().unwrap(),
+        ["Missed", "MalformedId", "MalformedId"]
+    );
 
     // An expired record: move the last session's expiry into the past, then present it.
     let calls = store.take_calls();
@@ -242,8 +273,15 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
         assert_eq!(shop.visits(), 0);
     })
     .await;
-    assert_eq!(events.lock().unwrap().last().map(String::as_str), Some("Missed"));
-    assert_eq!(browser.cookie, Some(presented), "nothing written, no new cookie");
+    assert_eq!(
+        events.lock().unwrap().last().map(String::as_str),
+        Some("Missed")
+    );
+    assert_eq!(
+        browser.cookie,
+        Some(presented),
+        "nothing written, no new cookie"
+    );
 }
 
 #[tokio::test]
@@ -307,7 +345,12 @@ async fn flash_values_are_removed_once_read() {
     .await;
     let writes = store.take_writes();
     assert_eq!(commits(&writes)[0].remove, vec!["notice"]);
-    assert!(!store.peek(&key).await.unwrap().fields.contains_key("notice"));
+    assert!(!store
+        .peek(&key)
+        .await
+        .unwrap()
+        .fields
+        .contains_key("notice"));
     visit(&mut browser, |shop| assert_eq!(shop.notice(), None)).await;
 }
 
@@ -356,7 +399,10 @@ async fn rolling_extends_and_resends_on_every_request() {
     let (store, mut browser) = setup(SessionConfig::default());
     visit(&mut browser, |shop| shop.set_visits(1)).await;
     store.take_calls();
-    assert_eq!(visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await, None);
+    assert_eq!(
+        visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await,
+        None
+    );
     assert!(store.take_writes().is_empty());
 }
 
@@ -366,8 +412,14 @@ async fn renew_extends_only_when_less_than_half_is_left() {
     visit(&mut browser, |shop| shop.set_visits(1)).await;
     let key = committed_key(&store.take_calls());
 
-    assert_eq!(visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await, None);
-    assert!(store.take_writes().is_empty(), "fresh sessions are not renewed");
+    assert_eq!(
+        visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await,
+        None
+    );
+    assert!(
+        store.take_writes().is_empty(),
+        "fresh sessions are not renewed"
+    );
 
     let soon = SystemTime::now() + Duration::from_secs(60);
     store.store.touch(&key, soon).await.unwrap();
@@ -383,7 +435,9 @@ async fn renew_extends_only_when_less_than_half_is_left() {
 #[tokio::test]
 async fn remember_me_survives_reloads_and_beats_browser_session_cookies() {
     let (store, mut browser) = setup(SessionConfig::default().browser_session(true).rolling(true));
-    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.unwrap();
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1))
+        .await
+        .unwrap();
     assert_eq!(cookie.max_age(), None, "browser-session cookie");
 
     let thirty_days = Duration::from_secs(30 * 24 * 3600);
@@ -393,19 +447,36 @@ async fn remember_me_survives_reloads_and_beats_browser_session_cookies() {
     })
     .await
     .unwrap();
-    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(30 * ONE_DAY));
+    assert_eq!(
+        cookie.max_age().map(|age| age.whole_seconds()),
+        Some(30 * ONE_DAY)
+    );
     let writes = store.take_writes();
     let key = committed_key(&writes);
-    assert_eq!(commits(&writes).last().unwrap().max_age, MaxAgeUpdate::Set(Some(thirty_days)));
+    assert_eq!(
+        commits(&writes).last().unwrap().max_age,
+        MaxAgeUpdate::Set(Some(thirty_days))
+    );
 
     // A later request that changes nothing still gets the session's own max-age.
-    let cookie = visit(&mut browser, |shop| assert_eq!(shop.max_age(), thirty_days)).await.unwrap();
-    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(30 * ONE_DAY));
+    let cookie = visit(&mut browser, |shop| assert_eq!(shop.max_age(), thirty_days))
+        .await
+        .unwrap();
+    assert_eq!(
+        cookie.max_age().map(|age| age.whole_seconds()),
+        Some(30 * ONE_DAY)
+    );
     let record = store.peek(&key).await.unwrap();
     assert!(record.expires_at > SystemTime::now() + Duration::from_secs(29 * 24 * 3600));
 
-    let cookie = visit(&mut browser, |shop| shop.set_max_age(None)).await.unwrap();
-    assert_eq!(cookie.max_age(), None, "back to the configured browser-session cookie");
+    let cookie = visit(&mut browser, |shop| shop.set_max_age(None))
+        .await
+        .unwrap();
+    assert_eq!(
+        cookie.max_age(),
+        None,
+        "back to the configured browser-session cookie"
+    );
 }
 
 #[tokio::test]
@@ -418,8 +489,14 @@ async fn without_auto_commit_only_save_writes() {
     let shop = request.session::<Shop>().await.unwrap();
     shop.set_visits(2);
     shop.save().await.unwrap();
-    assert_eq!(commits(&store.take_writes())[0].set, vec![("visits", b"2".to_vec())]);
-    assert!(browser.finish(request).await.is_some(), "save's cookie goes out with the response");
+    assert_eq!(
+        commits(&store.take_writes())[0].set,
+        vec![("visits", b"2".to_vec())]
+    );
+    assert!(
+        browser.finish(request).await.is_some(),
+        "save's cookie goes out with the response"
+    );
     visit(&mut browser, |shop| assert_eq!(shop.visits(), 2)).await;
 }
 
@@ -436,13 +513,19 @@ async fn save_mid_request_then_more_changes_commit_each_field_once() {
     let sets: Vec<_> = commits(&writes).iter().map(|c| c.set.clone()).collect();
     assert_eq!(
         sets,
-        vec![vec![("visits", b"1".to_vec())], vec![("user", br#""ann""#.to_vec())]]
+        vec![
+            vec![("visits", b"1".to_vec())],
+            vec![("user", br#""ann""#.to_vec())]
+        ]
     );
     // Both commits went to the one session the cookie names.
-    let keys: Vec<_> = writes.iter().map(|c| match c {
-        Call::Commit(key, _) => key.clone(),
-        other => panic!("unexpected {other:?}"),
-    }).collect();
+    let keys: Vec<_> = writes
+        .iter()
+        .map(|c| match c {
+            Call::Commit(key, _) => key.clone(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
     assert_eq!(keys[0], keys[1]);
     assert_eq!(browser.cookie.as_deref(), Some(cookie.value()));
 }
@@ -450,13 +533,18 @@ async fn save_mid_request_then_more_changes_commit_each_field_once() {
 #[tokio::test]
 async fn custom_id_generators_are_used_and_checked() {
     let (_, mut browser) = setup(SessionConfig::default().id_generator(|| "custom-id-123".into()));
-    let cookie = visit(&mut browser, |shop| shop.set_visits(1)).await.unwrap();
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1))
+        .await
+        .unwrap();
     assert_eq!(cookie.value(), "custom-id-123");
 
     let (_, browser) = setup(SessionConfig::default().id_generator(|| "not valid!".into()));
     let request = browser.request();
     request.session::<Shop>().await.unwrap().set_visits(1);
-    assert!(matches!(request.finish().await, Err(Error::InvalidGeneratedId)));
+    assert!(matches!(
+        request.finish().await,
+        Err(Error::InvalidGeneratedId)
+    ));
 }
 
 #[tokio::test]
@@ -466,7 +554,16 @@ async fn store_failures_are_typed_errors_naming_the_operation() {
     store.set_failing(true);
     let request = browser.request();
     let error = request.session::<Shop>().await.unwrap_err();
-    assert!(matches!(error, Error::Store { op: session::StoreOp::Load, .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::Store {
+                op: session::StoreOp::Load,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert_eq!(error.to_string(), "session store failed to load a session");
 
     store.set_failing(false);
@@ -475,7 +572,16 @@ async fn store_failures_are_typed_errors_naming_the_operation() {
     shop.set_visits(2);
     store.set_failing(true);
     let error = shop.save().await.unwrap_err();
-    assert!(matches!(error, Error::Store { op: session::StoreOp::Commit, .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::Store {
+                op: session::StoreOp::Commit,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     // The change is still pending and lands once the store is back.
     store.set_failing(false);
     browser.finish(request).await;
@@ -504,7 +610,13 @@ async fn two_session_structs_share_one_load_and_one_record() {
     browser.finish(request).await;
 
     let calls = store.take_calls();
-    assert_eq!(calls.iter().filter(|call| matches!(call, Call::Load(_))).count(), 1);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|call| matches!(call, Call::Load(_)))
+            .count(),
+        1
+    );
     let changes = commits(&calls);
     assert_eq!(changes.len(), 1, "one commit for the whole request");
     let mut keys: Vec<_> = changes[0].set.iter().map(|(key, _)| *key).collect();
@@ -512,8 +624,14 @@ async fn two_session_structs_share_one_load_and_one_record() {
     assert_eq!(keys, ["auth.user", "visits"]);
 
     let request = browser.request();
-    assert_eq!(request.session::<Auth>().await.unwrap().user().as_deref(), Some("admin"));
-    assert_eq!(request.session::<Shop>().await.unwrap().user().as_deref(), Some("shop-user"));
+    assert_eq!(
+        request.session::<Auth>().await.unwrap().user().as_deref(),
+        Some("admin")
+    );
+    assert_eq!(
+        request.session::<Shop>().await.unwrap().user().as_deref(),
+        Some("shop-user")
+    );
 }
 
 #[tokio::test]

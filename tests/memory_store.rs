@@ -18,8 +18,16 @@ async fn expired_sessions_are_freed_by_the_cleanup_task() {
 
     let store = Arc::new(MemoryStore::new());
     let past = SystemTime::now() - Duration::from_secs(1);
-    let changes = ChangeSet { set: vec![("a", b"1".to_vec())], remove: vec![], expires_at: past, max_age: MaxAgeUpdate::Keep };
-    store.commit(&StoreKey::new("stale"), &changes).await.unwrap();
+    let changes = ChangeSet {
+        set: vec![("a", b"1".to_vec())],
+        remove: vec![],
+        expires_at: past,
+        max_age: MaxAgeUpdate::Keep,
+    };
+    store
+        .commit(&StoreKey::new("stale"), &changes)
+        .await
+        .unwrap();
     assert_eq!(store.len(), 1);
     let task = session::store::spawn_cleanup(store.clone(), Duration::from_millis(10));
     for _ in 0..200 {
@@ -29,5 +37,8 @@ async fn expired_sessions_are_freed_by_the_cleanup_task() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     task.abort();
-    assert!(store.is_empty(), "the clean-up task left an expired session behind");
+    assert!(
+        store.is_empty(),
+        "the clean-up task left an expired session behind"
+    );
 }

@@ -25,7 +25,10 @@ async fn main() -> std::io::Result<()> {
 
     let port = match std::env::var("PORT") {
         Ok(port) => port.parse().map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("PORT={port} is not a port number"))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("PORT={port} is not a port number"),
+            )
         })?,
         Err(_) => 3000,
     };

@@ -40,8 +40,10 @@ pub struct SessionConfig {
     pub(crate) auto_commit: bool,
     pub(crate) id_generator: IdGenerator,
     pub(crate) key_prefix: String,
-    on_event: Option<Arc<dyn Fn(&SessionEvent) + Send + Sync>>,
+    on_event: Option<EventHook>,
 }
+
+type EventHook = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
 
 impl Default for SessionConfig {
     /// Cookie `session` on path `/`, `HttpOnly`, `Secure`, `SameSite=Lax`;
@@ -182,8 +184,8 @@ impl SessionConfig {
     pub(crate) fn cookie(&self, id: &str, max_age: Option<Duration>) -> Cookie<'static> {
         let mut cookie = self.base_cookie(id.to_owned());
         if let Some(max_age) = max_age {
-            let max_age = cookie::time::Duration::try_from(max_age)
-                .unwrap_or(cookie::time::Duration::MAX);
+            let max_age =
+                cookie::time::Duration::try_from(max_age).unwrap_or(cookie::time::Duration::MAX);
             cookie.set_max_age(max_age);
             // `Expires` too, for clients that predate `Max-Age`.
             if let Some(expires) = cookie::time::OffsetDateTime::now_utc().checked_add(max_age) {

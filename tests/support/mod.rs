@@ -42,7 +42,10 @@ impl Recording {
 
     /// The calls that write: everything but loads.
     pub fn take_writes(&self) -> Vec<Call> {
-        self.take_calls().into_iter().filter(|call| !matches!(call, Call::Load(_))).collect()
+        self.take_calls()
+            .into_iter()
+            .filter(|call| !matches!(call, Call::Load(_)))
+            .collect()
     }
 
     /// Makes every following call fail (or succeed again).
@@ -87,7 +90,10 @@ impl SessionStore for Recording {
     }
 
     async fn change_key(&self, from: &StoreKey, to: &StoreKey) -> Result<(), Error> {
-        self.record(Call::ChangeKey(from.clone(), to.clone()), StoreOp::ChangeKey)?;
+        self.record(
+            Call::ChangeKey(from.clone(), to.clone()),
+            StoreOp::ChangeKey,
+        )?;
         self.store.change_key(from, to).await
     }
 
@@ -107,7 +113,10 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(manager: session::SessionManager) -> Self {
-        Self { manager, cookie: None }
+        Self {
+            manager,
+            cookie: None,
+        }
     }
 
     /// Starts a request carrying the current cookie.
@@ -116,7 +125,10 @@ impl Browser {
     }
 
     /// Finishes a request and keeps (or drops) the cookie it set.
-    pub async fn finish(&mut self, request: session::RequestSession) -> Option<session::Cookie<'static>> {
+    pub async fn finish(
+        &mut self,
+        request: session::RequestSession,
+    ) -> Option<session::Cookie<'static>> {
         let cookie = request.finish().await.expect("commit succeeds");
         if let Some(cookie) = &cookie {
             let removal = cookie.max_age().is_some_and(|age| age.is_zero());

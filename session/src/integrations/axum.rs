@@ -97,7 +97,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let cookies = request.headers().get_all(COOKIE).iter().filter_map(|value| value.to_str().ok());
+        let cookies = request
+            .headers()
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok());
         let session = self.manager.start(self.manager.presented_id(cookies));
         request.extensions_mut().insert(session.clone());
         // The clone that was made ready is the one to call (tower's rule).
@@ -117,7 +121,10 @@ where
                     }
                 },
                 Err(error) => {
-                    tracing::error!(error = &error as &dyn std::error::Error, "session commit failed");
+                    tracing::error!(
+                        error = &error as &dyn std::error::Error,
+                        "session commit failed"
+                    );
                     response = internal_error();
                 }
             }
@@ -158,7 +165,10 @@ pub enum SessionRejection {
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        tracing::error!(error = &self as &dyn std::error::Error, "session unavailable");
+        tracing::error!(
+            error = &self as &dyn std::error::Error,
+            "session unavailable"
+        );
         (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
     }
 }

@@ -95,7 +95,10 @@ impl SessionManager {
     }
 
     /// The session id among a request's `Cookie` header values, if any.
-    pub fn presented_id<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    pub fn presented_id<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
         let name = self.config().cookie_name.as_str();
         cookie_headers
             .into_iter()
@@ -207,7 +210,8 @@ impl RequestSession {
         let slot = match state.slots.iter().find(|(id, _)| *id == type_id) {
             Some((_, slot)) => Arc::clone(slot),
             None => {
-                let slot: Arc<dyn AnySlot> = Arc::new(Slot::<T>::load(&state.fields, self.config()));
+                let slot: Arc<dyn AnySlot> =
+                    Arc::new(Slot::<T>::load(&state.fields, self.config()));
                 state.slots.push((type_id, Arc::clone(&slot)));
                 slot
             }
@@ -296,7 +300,10 @@ impl RequestSession {
         let plan = self.plan()?;
         let outcome = self.execute(&plan).await;
         let mut state = self.state();
-        state.slots.iter().for_each(|(_, slot)| slot.settle(outcome.is_ok()));
+        state
+            .slots
+            .iter()
+            .for_each(|(_, slot)| slot.settle(outcome.is_ok()));
         outcome?;
         if plan.discard.is_some() {
             state.discard = None;
@@ -362,7 +369,8 @@ impl RequestSession {
                 let half_gone = state
                     .expires_at
                     .is_none_or(|at| at.duration_since(now).unwrap_or_default() < max_age / 2);
-                let extend = changed || state.regenerate || config.rolling || (config.renew && half_gone);
+                let extend =
+                    changed || state.regenerate || config.rolling || (config.renew && half_gone);
                 if state.regenerate {
                     let new_id = config.id_generator.generate()?;
                     let from = StoreKey::for_id(&config.key_prefix, id);
@@ -405,8 +413,17 @@ impl RequestSession {
             store.change_key(from, to).await?;
         }
         match &plan.write {
-            Some(Write { key, changes: Some(changes), .. }) => store.commit(key, changes).await,
-            Some(Write { key, expires_at, changes: None, .. }) => store.touch(key, *expires_at).await,
+            Some(Write {
+                key,
+                changes: Some(changes),
+                ..
+            }) => store.commit(key, changes).await,
+            Some(Write {
+                key,
+                expires_at,
+                changes: None,
+                ..
+            }) => store.touch(key, *expires_at).await,
             None => Ok(()),
         }
     }
@@ -415,7 +432,10 @@ impl RequestSession {
 impl fmt::Debug for RequestSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestSession")
-            .field("presented_id", &self.inner.presented_id.as_ref().map(|_| ".."))
+            .field(
+                "presented_id",
+                &self.inner.presented_id.as_ref().map(|_| ".."),
+            )
             .field("loaded", &self.inner.state.initialized())
             .finish_non_exhaustive()
     }

@@ -164,7 +164,10 @@ impl<T: SessionData> AnySlot for Slot<T> {
     fn reset(&self) {
         let mut state = self.lock();
         state.value = T::new_default();
-        state.fields.iter_mut().for_each(|field| *field = FieldState::default());
+        state
+            .fields
+            .iter_mut()
+            .for_each(|field| *field = FieldState::default());
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

@@ -43,7 +43,8 @@ impl SessionStore for MemoryStore {
                 return Ok(Some(record.clone()));
             }
         }
-        self.records.remove_if(key, |_, record| record.is_expired(now));
+        self.records
+            .remove_if(key, |_, record| record.is_expired(now));
         Ok(None)
     }
 

@@ -1,0 +1,9 @@
+use session::Session;
+
+#[derive(Session, Default)]
+#[session(default = "Shop::empty")]
+struct Shop {
+    visits: u64,
+}
+
+fn main() {}

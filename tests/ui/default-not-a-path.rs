@@ -1,0 +1,9 @@
+use session::Session;
+
+#[derive(Session)]
+struct Shop {
+    #[session(default = "|| 3")]
+    visits: u64,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use session::Session;
+
+#[derive(Session, Default)]
+struct Shop {
+    #[session(rename = "v")]
+    #[session(rename = "visit_count")]
+    visits: u64,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use session::Session;
+
+#[derive(Session, Default)]
+struct Shop {
+    user: Option<String>,
+    #[session(alias = "user")]
+    customer: Option<String>,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use session::Session;
+
+#[derive(Session, Default)]
+struct Shop;
+
+fn main() {}
