@@ -661,3 +661,37 @@ async fn handles_are_clone_send_sync_and_work_across_await() {
     assert_eq!(shop.cart(), vec!["from a task".to_owned()]);
     browser.finish(request).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_store_times_out_with_a_typed_error() {
+    let limit = Duration::from_secs(2);
+    let (store, mut browser) = setup(SessionConfig::default().store_timeout(Some(limit)));
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+
+    store.set_stalled(true);
+    let error = browser.request().session::<Shop>().await.unwrap_err();
+    assert!(
+        matches!(error, Error::StoreTimeout { op: session::StoreOp::Load, after } if after == limit),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "session store did not load a session within 2s"
+    );
+
+    store.set_stalled(false);
+    let request = browser.request();
+    request.session::<Shop>().await.unwrap().set_visits(2);
+    store.set_stalled(true);
+    let error = request.finish().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::StoreTimeout {
+                op: session::StoreOp::Commit,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

@@ -38,6 +38,7 @@ pub struct SessionConfig {
     pub(crate) rolling: bool,
     pub(crate) renew: bool,
     pub(crate) auto_commit: bool,
+    pub(crate) store_timeout: Option<Duration>,
     pub(crate) id_generator: IdGenerator,
     pub(crate) key_prefix: String,
     on_event: Option<EventHook>,
@@ -62,6 +63,7 @@ impl Default for SessionConfig {
             rolling: false,
             renew: false,
             auto_commit: true,
+            store_timeout: Some(Duration::from_secs(5)),
             id_generator: IdGenerator::Random,
             key_prefix: String::new(),
             on_event: None,
@@ -147,6 +149,15 @@ impl SessionConfig {
     /// (default `true`). When off, only `Session::save` writes.
     pub fn auto_commit(mut self, auto_commit: bool) -> Self {
         self.auto_commit = auto_commit;
+        self
+    }
+
+    /// How long one store operation may take before it fails with
+    /// [`Error::StoreTimeout`](crate::Error::StoreTimeout) (default five
+    /// seconds; `None` waits forever). A store that hangs then costs a request
+    /// an error, not the whole server its connections.
+    pub fn store_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.store_timeout = limit;
         self
     }
 
@@ -237,6 +248,7 @@ impl fmt::Debug for SessionConfig {
             .field("rolling", &self.rolling)
             .field("renew", &self.renew)
             .field("auto_commit", &self.auto_commit)
+            .field("store_timeout", &self.store_timeout)
             .field("id_generator", &self.id_generator)
             .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()

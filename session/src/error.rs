@@ -30,6 +30,15 @@ pub enum Error {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// The store did not answer within
+    /// [`SessionConfig::store_timeout`](crate::SessionConfig::store_timeout).
+    #[error("session store did not {op} within {after:?}")]
+    StoreTimeout {
+        /// The operation that timed out.
+        op: StoreOp,
+        /// The limit it exceeded.
+        after: std::time::Duration,
+    },
     /// A custom id generator produced an id that would not survive a round
     /// trip through a cookie (empty, too long, or not URL-safe).
     #[error("the session id generator produced an invalid id (want 1 to 256 URL-safe characters)")]
@@ -69,6 +78,7 @@ pub enum StoreOp {
 }
 
 impl fmt::Display for StoreOp {
+    /// The operation as a verb phrase: "failed to {op}", "did not {op}".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Load => "load a session",

@@ -28,6 +28,7 @@ pub struct Recording {
     pub store: Arc<MemoryStore>,
     calls: Arc<Mutex<Vec<Call>>>,
     failing: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
 }
 
 impl Recording {
@@ -53,8 +54,16 @@ impl Recording {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
-    fn record(&self, call: Call, op: StoreOp) -> Result<(), Error> {
+    /// Makes every following call hang forever (or answer again).
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
+    async fn record(&self, call: Call, op: StoreOp) -> Result<(), Error> {
         self.calls.lock().unwrap().push(call);
+        if self.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.failing.load(Ordering::SeqCst) {
             return Err(Error::store(op, "the store is down (test)"));
         }
@@ -70,22 +79,25 @@ impl Recording {
 #[async_trait]
 impl SessionStore for Recording {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
-        self.record(Call::Load(key.clone()), StoreOp::Load)?;
+        self.record(Call::Load(key.clone()), StoreOp::Load).await?;
         self.store.load(key).await
     }
 
     async fn commit(&self, key: &StoreKey, changes: &ChangeSet) -> Result<(), Error> {
-        self.record(Call::Commit(key.clone(), changes.clone()), StoreOp::Commit)?;
+        self.record(Call::Commit(key.clone(), changes.clone()), StoreOp::Commit)
+            .await?;
         self.store.commit(key, changes).await
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), Error> {
-        self.record(Call::Touch(key.clone(), expires_at), StoreOp::Touch)?;
+        self.record(Call::Touch(key.clone(), expires_at), StoreOp::Touch)
+            .await?;
         self.store.touch(key, expires_at).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), Error> {
-        self.record(Call::Delete(key.clone()), StoreOp::Delete)?;
+        self.record(Call::Delete(key.clone()), StoreOp::Delete)
+            .await?;
         self.store.delete(key).await
     }
 
@@ -93,12 +105,14 @@ impl SessionStore for Recording {
         self.record(
             Call::ChangeKey(from.clone(), to.clone()),
             StoreOp::ChangeKey,
-        )?;
+        )
+        .await?;
         self.store.change_key(from, to).await
     }
 
     async fn delete_expired(&self) -> Result<u64, Error> {
-        self.record(Call::DeleteExpired, StoreOp::DeleteExpired)?;
+        self.record(Call::DeleteExpired, StoreOp::DeleteExpired)
+            .await?;
         self.store.delete_expired().await
     }
 }

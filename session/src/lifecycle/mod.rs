@@ -37,6 +37,7 @@ pub(crate) mod slot;
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -45,7 +46,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::SessionConfig;
 use crate::data::SessionData;
-use crate::error::Error;
+use crate::error::{Error, StoreOp};
 use crate::event::SessionEvent;
 use crate::handle::{RawHandle, Session};
 use crate::id::{SessionId, StoreKey};
@@ -233,7 +234,8 @@ impl RequestSession {
             return Ok(Mutex::new(State::fresh()));
         };
         let key = StoreKey::for_id(&config.key_prefix, &id);
-        let Some(record) = self.manager().store().load(&key).await? else {
+        let store = self.manager().store();
+        let Some(record) = self.within_limit(StoreOp::Load, store.load(&key)).await? else {
             config.emit(SessionEvent::Missed);
             return Ok(Mutex::new(State::fresh()));
         };
@@ -407,24 +409,46 @@ impl RequestSession {
     async fn execute(&self, plan: &Plan) -> Result<(), Error> {
         let store = self.manager().store();
         if let Some(key) = &plan.discard {
-            store.delete(key).await?;
+            self.within_limit(StoreOp::Delete, store.delete(key))
+                .await?;
         }
         if let Some((from, to)) = &plan.rename {
-            store.change_key(from, to).await?;
+            self.within_limit(StoreOp::ChangeKey, store.change_key(from, to))
+                .await?;
         }
         match &plan.write {
             Some(Write {
                 key,
                 changes: Some(changes),
                 ..
-            }) => store.commit(key, changes).await,
+            }) => {
+                self.within_limit(StoreOp::Commit, store.commit(key, changes))
+                    .await
+            }
             Some(Write {
                 key,
                 expires_at,
                 changes: None,
                 ..
-            }) => store.touch(key, *expires_at).await,
+            }) => {
+                self.within_limit(StoreOp::Touch, store.touch(key, *expires_at))
+                    .await
+            }
             None => Ok(()),
+        }
+    }
+
+    /// Runs one store operation under the configured time limit.
+    async fn within_limit<T>(
+        &self,
+        op: StoreOp,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match self.config().store_timeout {
+            Some(after) => tokio::time::timeout(after, call)
+                .await
+                .unwrap_or(Err(Error::StoreTimeout { op, after })),
+            None => call.await,
         }
     }
 }
