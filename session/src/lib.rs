@@ -119,3 +119,8 @@ pub mod __private {
     pub use crate::data::{Accessors, SessionData, StoredField};
     pub use crate::handle::{FieldMut, RawHandle};
 }
+
+/// The README's example, compiled with the doctests so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;
