@@ -144,13 +144,10 @@ struct RequestInner {
 
 /// The session as this request sees it.
 struct State {
-    /// The id the client holds, once the session is (or was) in the store.
-    id: Option<SessionId>,
-    /// Whether the store holds this session under `id`.
-    stored: bool,
+    /// Where the store holds this session; `None` for a new session.
+    stored: Option<Stored>,
     /// The record's fields as loaded, decoded by each struct on first use.
     fields: HashMap<String, Vec<u8>>,
-    expires_at: Option<SystemTime>,
     max_age: Option<Duration>,
     max_age_changed: bool,
     regenerate: bool,
@@ -159,13 +156,20 @@ struct State {
     slots: Vec<(TypeId, Arc<dyn AnySlot>)>,
 }
 
+/// A session the store holds.
+struct Stored {
+    /// The id the client holds.
+    id: SessionId,
+    /// The store's key for `id`, hashed once.
+    key: StoreKey,
+    expires_at: SystemTime,
+}
+
 impl State {
     fn fresh() -> Self {
         Self {
-            id: None,
-            stored: false,
+            stored: None,
             fields: HashMap::new(),
-            expires_at: None,
             max_age: None,
             max_age_changed: false,
             regenerate: false,
@@ -185,9 +189,8 @@ struct Plan {
 }
 
 struct Write {
-    id: SessionId,
-    key: StoreKey,
-    expires_at: SystemTime,
+    /// The session as the store will hold it.
+    to: Stored,
     /// `None` when only the expiry moves.
     changes: Option<ChangeSet>,
 }
@@ -244,10 +247,12 @@ impl RequestSession {
             return Ok(Mutex::new(State::fresh()));
         }
         Ok(Mutex::new(State {
-            id: Some(id),
-            stored: true,
+            stored: Some(Stored {
+                id,
+                key,
+                expires_at: record.expires_at,
+            }),
             fields: record.fields,
-            expires_at: Some(record.expires_at),
             max_age: record.max_age,
             ..State::fresh()
         }))
@@ -260,20 +265,15 @@ impl RequestSession {
     }
 
     pub(crate) fn is_new(&self) -> bool {
-        !self.state().stored
+        self.state().stored.is_none()
     }
 
     pub(crate) fn destroy(&self) {
         let mut state = self.state();
-        if state.stored {
-            if let Some(id) = &state.id {
-                state.discard = Some(StoreKey::for_id(&self.config().key_prefix, id));
-            }
-        }
-        let slots = std::mem::take(&mut state.slots);
+        let discard = state.stored.take().map(|stored| stored.key);
         *state = State {
-            discard: state.discard.take(),
-            slots,
+            discard: discard.or(state.discard.take()),
+            slots: std::mem::take(&mut state.slots),
             ..State::fresh()
         };
         state.slots.iter().for_each(|(_, slot)| slot.reset());
@@ -299,21 +299,21 @@ impl RequestSession {
         if self.inner.state.get().is_none() {
             return Ok(());
         }
-        let plan = self.plan()?;
-        let outcome = self.execute(&plan).await;
+        let outcome = match self.plan() {
+            Ok(plan) => self.execute(&plan).await.map(|()| plan),
+            Err(error) => Err(error),
+        };
         let mut state = self.state();
         state
             .slots
             .iter()
             .for_each(|(_, slot)| slot.settle(outcome.is_ok()));
-        outcome?;
+        let plan = outcome?;
         if plan.discard.is_some() {
             state.discard = None;
         }
         if let Some(write) = plan.write {
-            state.id = Some(write.id);
-            state.stored = true;
-            state.expires_at = Some(write.expires_at);
+            state.stored = Some(write.to);
             state.regenerate = false;
             state.max_age_changed = false;
         }
@@ -351,10 +351,7 @@ impl RequestSession {
             },
         };
         for (_, slot) in &state.slots {
-            if let Err(error) = slot.collect(&mut changes) {
-                state.slots.iter().for_each(|(_, slot)| slot.settle(false));
-                return Err(error);
-            }
+            slot.collect(&mut changes)?;
         }
         let changed = !changes.has_no_field_changes() || state.max_age_changed;
         let mut plan = Plan {
@@ -364,27 +361,31 @@ impl RequestSession {
             cookie: None,
         };
 
-        let (id, extend) = match &state.id {
+        let new_id = || -> Result<(SessionId, StoreKey), Error> {
+            let id = config.id_generator.generate()?;
+            let key = StoreKey::for_id(&config.key_prefix, &id);
+            Ok((id, key))
+        };
+        let ((id, key), extend) = match &state.stored {
             // Stored: a write or a new id must re-send the cookie; otherwise
             // only `rolling` or a due `renew` extend it.
-            Some(id) if state.stored => {
-                let half_gone = state
-                    .expires_at
-                    .is_none_or(|at| at.duration_since(now).unwrap_or_default() < max_age / 2);
-                let extend =
-                    changed || state.regenerate || config.rolling || (config.renew && half_gone);
+            Some(stored) => {
+                let left = stored.expires_at.duration_since(now).unwrap_or_default();
+                let extend = changed
+                    || state.regenerate
+                    || config.rolling
+                    || (config.renew && left < max_age / 2);
                 if state.regenerate {
-                    let new_id = config.id_generator.generate()?;
-                    let from = StoreKey::for_id(&config.key_prefix, id);
-                    plan.rename = Some((from, StoreKey::for_id(&config.key_prefix, &new_id)));
-                    (new_id, extend)
+                    let (id, key) = new_id()?;
+                    plan.rename = Some((stored.key.clone(), key.clone()));
+                    ((id, key), extend)
                 } else {
-                    (id.clone(), extend)
+                    ((stored.id.clone(), stored.key.clone()), extend)
                 }
             }
             // New: stored only once it holds something.
-            _ if changed => (config.id_generator.generate()?, true),
-            _ => {
+            None if changed => (new_id()?, true),
+            None => {
                 if plan.discard.is_some() {
                     plan.cookie = Some(config.removal_cookie());
                 }
@@ -397,9 +398,11 @@ impl RequestSession {
                 config.cookie_max_age(max_age, state.max_age.is_some()),
             ));
             plan.write = Some(Write {
-                key: StoreKey::for_id(&config.key_prefix, &id),
-                id,
-                expires_at,
+                to: Stored {
+                    id,
+                    key,
+                    expires_at,
+                },
                 changes: changed.then_some(changes),
             });
         }
@@ -418,20 +421,14 @@ impl RequestSession {
         }
         match &plan.write {
             Some(Write {
-                key,
+                to,
                 changes: Some(changes),
-                ..
             }) => {
-                self.within_limit(StoreOp::Commit, store.commit(key, changes))
+                self.within_limit(StoreOp::Commit, store.commit(&to.key, changes))
                     .await
             }
-            Some(Write {
-                key,
-                expires_at,
-                changes: None,
-                ..
-            }) => {
-                self.within_limit(StoreOp::Touch, store.touch(key, *expires_at))
+            Some(Write { to, changes: None }) => {
+                self.within_limit(StoreOp::Touch, store.touch(&to.key, to.expires_at))
                     .await
             }
             None => Ok(()),
