@@ -1,0 +1,341 @@
+//! `session` side by side with `tower-sessions`, each on its own memory store.
+//!
+//! 200 sessions of 20 small fields each are created first; every iteration then
+//! is one request on the next session (round-robin), started from its cookie
+//! value and committed at the end:
+//!
+//! - `one_field_write/*`: load, increment `counter`, commit;
+//! - `read_only/*`: load, read `counter`, commit with nothing changed.
+//!
+//! `session` goes through its framework-agnostic API (`SessionManager::start`,
+//! `RequestSession::finish`); `tower-sessions` through its `Session` API, ending
+//! the request the way its middleware does (save only when modified). Before
+//! timing, the bench prints how many bytes each library hands its store for one
+//! one-field write: the keys and values of `session`'s `ChangeSet`, and the
+//! `Record` tower-sessions saves, encoded as MessagePack (what its Redis store
+//! sends).
+//!
+//! Run: `cargo bench --bench peers -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use criterion::Criterion;
+use serde::Serialize;
+use session::{
+    ChangeSet, Error, MemoryStore, Record, Session, SessionConfig, SessionManager, SessionStore,
+    StoreKey,
+};
+use tokio::runtime::Runtime;
+use tower_sessions as ts;
+
+const SESSIONS: usize = 200;
+
+/// A 20-key session: 19 short strings and integers, plus the counter.
+#[derive(Session, Serialize, Default)]
+struct Profile {
+    user: String,
+    email: String,
+    display_name: String,
+    locale: String,
+    timezone: String,
+    theme: String,
+    plan: String,
+    csrf_token: String,
+    last_path: String,
+    referrer: String,
+    user_id: u64,
+    visits: u64,
+    cart_items: u64,
+    page_size: u64,
+    unread: u64,
+    role: u64,
+    login_at: u64,
+    tos_version: u64,
+    experiment: u64,
+    counter: u64,
+}
+
+/// The data of session `i`; no field is at its default, so all 20 are stored.
+fn profile(i: usize) -> Profile {
+    Profile {
+        user: format!("user{i}"),
+        email: format!("user{i}@example.com"),
+        display_name: format!("User {i}"),
+        locale: "en-GB".into(),
+        timezone: "Europe/London".into(),
+        theme: "dark".into(),
+        plan: "pro".into(),
+        csrf_token: "3q2-7wE9xk4PZf1Lr8mYtA".into(),
+        last_path: "/cart".into(),
+        referrer: "https://example.org/".into(),
+        user_id: 1000 + i as u64,
+        visits: 42,
+        cart_items: 3,
+        page_size: 25,
+        unread: 7,
+        role: 2,
+        login_at: 1_700_000_000,
+        tos_version: 4,
+        experiment: 11,
+        counter: 1,
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+// ---- session ----
+
+/// Creates the sessions; returns their cookie values.
+async fn session_seed(manager: &SessionManager) -> Vec<String> {
+    let mut cookies = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        let p = profile(i);
+        let request = manager.start(None);
+        let s = request.session::<Profile>().await.unwrap();
+        s.set_user(p.user);
+        s.set_email(p.email);
+        s.set_display_name(p.display_name);
+        s.set_locale(p.locale);
+        s.set_timezone(p.timezone);
+        s.set_theme(p.theme);
+        s.set_plan(p.plan);
+        s.set_csrf_token(p.csrf_token);
+        s.set_last_path(p.last_path);
+        s.set_referrer(p.referrer);
+        s.set_user_id(p.user_id);
+        s.set_visits(p.visits);
+        s.set_cart_items(p.cart_items);
+        s.set_page_size(p.page_size);
+        s.set_unread(p.unread);
+        s.set_role(p.role);
+        s.set_login_at(p.login_at);
+        s.set_tos_version(p.tos_version);
+        s.set_experiment(p.experiment);
+        s.set_counter(p.counter);
+        let cookie = request
+            .finish()
+            .await
+            .unwrap()
+            .expect("a new session's cookie");
+        cookies.push(cookie.value().to_owned());
+    }
+    cookies
+}
+
+async fn session_write(manager: &SessionManager, cookie: &str) {
+    let request = manager.start(Some(cookie.to_owned()));
+    let s = request.session::<Profile>().await.unwrap();
+    s.set_counter(s.counter() + 1);
+    black_box(request.finish().await.unwrap());
+}
+
+async fn session_read(manager: &SessionManager, cookie: &str) {
+    let request = manager.start(Some(cookie.to_owned()));
+    let s = request.session::<Profile>().await.unwrap();
+    black_box(s.counter());
+    black_box(request.finish().await.unwrap());
+}
+
+/// `session::MemoryStore`, counting the key and value bytes of every commit.
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    bytes: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
+        self.inner.load(key).await
+    }
+
+    async fn commit(&self, key: &StoreKey, changes: &ChangeSet) -> Result<(), Error> {
+        let set: usize = changes.set.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let removed: usize = changes.remove.iter().map(|k| k.len()).sum();
+        self.bytes.fetch_add(set + removed, Ordering::Relaxed);
+        self.inner.commit(key, changes).await
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), Error> {
+        self.inner.touch(key, expires_at).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), Error> {
+        self.inner.delete(key).await
+    }
+
+    async fn change_key(&self, from: &StoreKey, to: &StoreKey) -> Result<(), Error> {
+        self.inner.change_key(from, to).await
+    }
+
+    async fn delete_expired(&self) -> Result<u64, Error> {
+        self.inner.delete_expired().await
+    }
+}
+
+// ---- tower-sessions ----
+
+/// Creates the sessions; returns their cookie values.
+async fn tower_seed<S: ts::SessionStore>(store: &Arc<S>) -> Vec<String> {
+    let mut cookies = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        let s = ts::Session::new(None, Arc::clone(store), None);
+        let serde_json::Value::Object(fields) = serde_json::to_value(profile(i)).unwrap() else {
+            unreachable!("a struct serializes to an object")
+        };
+        for (key, value) in fields {
+            s.insert_value(&key, value).await.unwrap();
+        }
+        s.save().await.unwrap();
+        cookies.push(s.id().expect("a saved session's id").to_string());
+    }
+    cookies
+}
+
+/// Ends a request as tower-sessions' middleware does: save only if modified.
+async fn tower_finish(s: &ts::Session) {
+    if s.is_modified() && !s.is_empty().await {
+        s.save().await.unwrap();
+    }
+}
+
+async fn tower_write<S: ts::SessionStore>(store: &Arc<S>, cookie: &str) {
+    let id = cookie.parse().unwrap();
+    let s = ts::Session::new(Some(id), Arc::clone(store), None);
+    let counter: u64 = s.get("counter").await.unwrap().unwrap();
+    s.insert("counter", counter + 1).await.unwrap();
+    tower_finish(&s).await;
+}
+
+async fn tower_read<S: ts::SessionStore>(store: &Arc<S>, cookie: &str) {
+    let id = cookie.parse().unwrap();
+    let s = ts::Session::new(Some(id), Arc::clone(store), None);
+    black_box(s.get::<u64>("counter").await.unwrap());
+    tower_finish(&s).await;
+}
+
+/// `tower_sessions::MemoryStore`, counting the MessagePack size of every
+/// record it is asked to create or save.
+#[derive(Debug, Default)]
+struct TowerCountingStore {
+    inner: ts::MemoryStore,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl TowerCountingStore {
+    fn count(&self, record: &ts::session::Record) -> ts::session_store::Result<()> {
+        let encoded = rmp_serde::to_vec(record)
+            .map_err(|e| ts::session_store::Error::Encode(e.to_string()))?;
+        self.bytes.fetch_add(encoded.len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ts::SessionStore for TowerCountingStore {
+    async fn create(&self, record: &mut ts::session::Record) -> ts::session_store::Result<()> {
+        self.inner.create(record).await?;
+        self.count(record)
+    }
+
+    async fn save(&self, record: &ts::session::Record) -> ts::session_store::Result<()> {
+        self.count(record)?;
+        self.inner.save(record).await
+    }
+
+    async fn load(
+        &self,
+        id: &ts::session::Id,
+    ) -> ts::session_store::Result<Option<ts::session::Record>> {
+        self.inner.load(id).await
+    }
+
+    async fn delete(&self, id: &ts::session::Id) -> ts::session_store::Result<()> {
+        self.inner.delete(id).await
+    }
+}
+
+// ---- the bench ----
+
+/// Prints the bytes each library hands its store for one request of each kind.
+fn print_bytes_to_store(rt: &Runtime) {
+    let (ours, theirs) = rt.block_on(async {
+        let store = CountingStore::default();
+        let ours = Arc::clone(&store.bytes);
+        let manager = SessionManager::new(store, SessionConfig::default());
+        let session_cookies = session_seed(&manager).await;
+
+        let store = Arc::new(TowerCountingStore::default());
+        let theirs = Arc::clone(&store.bytes);
+        let tower_cookies = tower_seed(&store).await;
+
+        ours.store(0, Ordering::Relaxed);
+        theirs.store(0, Ordering::Relaxed);
+        session_write(&manager, &session_cookies[0]).await;
+        tower_write(&store, &tower_cookies[0]).await;
+        let write = (
+            ours.swap(0, Ordering::Relaxed),
+            theirs.swap(0, Ordering::Relaxed),
+        );
+
+        session_read(&manager, &session_cookies[1]).await;
+        tower_read(&store, &tower_cookies[1]).await;
+        let read = (ours.load(Ordering::Relaxed), theirs.load(Ordering::Relaxed));
+        assert_eq!(read, (0, 0), "a read-only request writes nothing");
+        write
+    });
+    println!(
+        "bytes to store per one-field write: session {ours}, tower-sessions {theirs} (ratio {:.1})",
+        theirs as f64 / ours as f64
+    );
+}
+
+fn peers(c: &mut Criterion, rt: &Runtime) {
+    let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    let session_cookies = rt.block_on(session_seed(&manager));
+    let store = Arc::new(ts::MemoryStore::default());
+    let tower_cookies = rt.block_on(tower_seed(&store));
+
+    let mut group = c.benchmark_group("one_field_write");
+    group.bench_function("session", |b| {
+        let mut next = session_cookies.iter().cycle();
+        b.to_async(rt)
+            .iter(|| session_write(&manager, next.next().unwrap()));
+    });
+    group.bench_function("tower-sessions", |b| {
+        let mut next = tower_cookies.iter().cycle();
+        b.to_async(rt)
+            .iter(|| tower_write(&store, next.next().unwrap()));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("read_only");
+    group.bench_function("session", |b| {
+        let mut next = session_cookies.iter().cycle();
+        b.to_async(rt)
+            .iter(|| session_read(&manager, next.next().unwrap()));
+    });
+    group.bench_function("tower-sessions", |b| {
+        let mut next = tower_cookies.iter().cycle();
+        b.to_async(rt)
+            .iter(|| tower_read(&store, next.next().unwrap()));
+    });
+    group.finish();
+}
+
+fn main() {
+    let rt = runtime();
+    print_bytes_to_store(&rt);
+    let mut c = Criterion::default().configure_from_args();
+    peers(&mut c, &rt);
+    c.final_summary();
+}
