@@ -2,6 +2,7 @@
 
 mod support;
 
+use bytes::Bytes;
 use std::time::{Duration, SystemTime};
 
 use session::{ChangeSet, MaxAgeUpdate, Session, SessionConfig, SessionManager, SessionStore};
@@ -80,10 +81,10 @@ async fn keys_follow_rename_rename_all_and_namespace_and_skip_is_never_stored() 
     assert_eq!(
         changes.set,
         vec![
-            ("app.userName", br#""ann""#.to_vec()),
-            ("app.n", b"1".to_vec()),
-            ("app.theme", br#""dark""#.to_vec()),
-            ("app.blob", vec![3, 1, 2, 3]), // postcard: length, then bytes
+            ("app.userName", Bytes::from_static(br#""ann""#)),
+            ("app.n", Bytes::from_static(b"1")),
+            ("app.theme", Bytes::from_static(br#""dark""#)),
+            ("app.blob", Bytes::from_static(&[3, 1, 2, 3])), // postcard: length, then bytes
         ]
     );
 
@@ -113,7 +114,7 @@ async fn aliases_load_old_keys_and_the_next_write_moves_them() {
 
     // A record written before `visit_count` was renamed from `oldCount`.
     let old = ChangeSet {
-        set: vec![("app.oldCount", b"5".to_vec())],
+        set: vec![("app.oldCount", Bytes::from_static(b"5"))],
         remove: vec![],
         expires_at: SystemTime::now() + Duration::from_secs(60),
         max_age: MaxAgeUpdate::Keep,
@@ -126,10 +127,10 @@ async fn aliases_load_old_keys_and_the_next_write_moves_them() {
     session.set_visit_count(6);
     browser.finish(request).await;
     let (_, changes) = only_commit(store.take_calls());
-    assert_eq!(changes.set, vec![("app.n", b"6".to_vec())]);
+    assert_eq!(changes.set, vec![("app.n", Bytes::from_static(b"6"))]);
     assert_eq!(changes.remove, vec!["app.oldCount"]);
     let fields = store.peek(&key).await.unwrap().fields;
-    assert_eq!(fields.get("app.n").map(Vec::as_slice), Some(&b"6"[..]));
+    assert_eq!(fields.get("app.n"), Some(&Bytes::from_static(b"6")));
     assert!(!fields.contains_key("app.oldCount"));
 }
 
@@ -154,6 +155,9 @@ async fn container_default_and_codec_apply_to_fields_without_their_own() {
     let (_, changes) = only_commit(store.take_calls());
     assert_eq!(
         changes.set,
-        vec![("volume", vec![8]), ("lang", br#""fr""#.to_vec())]
+        vec![
+            ("volume", Bytes::from_static(&[8])),
+            ("lang", Bytes::from_static(br#""fr""#))
+        ]
     );
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -99,7 +100,7 @@ async fn the_first_write_stores_only_the_set_fields_and_sends_a_hardened_cookie(
     let calls = store.take_calls();
     let changes = commits(&calls);
     assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].set, vec![("visits", b"1".to_vec())]);
+    assert_eq!(changes[0].set, vec![("visits", Bytes::from_static(b"1"))]);
     assert!(changes[0].remove.is_empty());
 }
 
@@ -136,7 +137,10 @@ async fn only_changed_fields_reach_the_store() {
     .await;
     let calls = store.take_writes();
     assert_eq!(commits(&calls).len(), 1);
-    assert_eq!(commits(&calls)[0].set, vec![("visits", b"2".to_vec())]);
+    assert_eq!(
+        commits(&calls)[0].set,
+        vec![("visits", Bytes::from_static(b"2"))]
+    );
     assert!(
         cookie.is_some(),
         "a write extends the session, so the cookie is re-sent"
@@ -372,7 +376,7 @@ async fn a_field_that_no_longer_decodes_resets_alone_and_is_reported() {
     let key = committed_key(&store.take_calls());
     // As if `visits` had been a string when this record was written.
     let changes = ChangeSet {
-        set: vec![("visits", br#""seven""#.to_vec())],
+        set: vec![("visits", Bytes::from_static(br#""seven""#))],
         remove: vec![],
         expires_at: SystemTime::now() + Duration::from_secs(60),
         max_age: MaxAgeUpdate::Keep,
@@ -491,7 +495,7 @@ async fn without_auto_commit_only_save_writes() {
     shop.save().await.unwrap();
     assert_eq!(
         commits(&store.take_writes())[0].set,
-        vec![("visits", b"2".to_vec())]
+        vec![("visits", Bytes::from_static(b"2"))]
     );
     assert!(
         browser.finish(request).await.is_some(),
@@ -514,8 +518,8 @@ async fn save_mid_request_then_more_changes_commit_each_field_once() {
     assert_eq!(
         sets,
         vec![
-            vec![("visits", b"1".to_vec())],
-            vec![("user", br#""ann""#.to_vec())]
+            vec![("visits", Bytes::from_static(b"1"))],
+            vec![("user", Bytes::from_static(br#""ann""#))]
         ]
     );
     // Both commits went to the one session the cookie names.

@@ -2,6 +2,7 @@
 
 mod support;
 
+use bytes::Bytes;
 use session::MemoryStore;
 
 #[tokio::test]
@@ -19,7 +20,7 @@ async fn expired_sessions_are_freed_by_the_cleanup_task() {
     let store = Arc::new(MemoryStore::new());
     let past = SystemTime::now() - Duration::from_secs(1);
     let changes = ChangeSet {
-        set: vec![("a", b"1".to_vec())],
+        set: vec![("a", Bytes::from_static(b"1"))],
         remove: vec![],
         expires_at: past,
         max_age: MaxAgeUpdate::Keep,

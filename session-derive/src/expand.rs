@@ -342,7 +342,7 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
             Some(_) => format!("Returns a clone of `{name}`, stored under `{}`.", field.key),
             None => format!("Returns a clone of `{name}` (never stored)."),
         };
-        (doc, quote!(self.raw.get(|#s| #clone)))
+        (doc, quote!(self.raw.get(#stored, |#s| #clone)))
     };
     // The field's own docs stand for the getter; the generated line is added
     // when there are none, or when it says something they cannot (flash).

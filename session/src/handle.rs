@@ -121,8 +121,10 @@ impl<T: SessionData> RawHandle<T> {
     }
 
     /// Reads through `read`; never marks anything dirty.
-    pub fn get<R>(&self, read: impl FnOnce(&T) -> R) -> R {
-        read(&self.slot.lock().value)
+    pub fn get<R>(&self, stored: Option<usize>, read: impl FnOnce(&T) -> R) -> R {
+        let mut state = self.slot.lock();
+        state.decode(stored, self.request.config());
+        read(&state.value)
     }
 
     /// Writes through `write` and marks the field dirty.
@@ -136,6 +138,7 @@ impl<T: SessionData> RawHandle<T> {
     /// the field is removed from the store at commit unless set again.
     pub fn take<R>(&self, stored: Option<usize>, take: impl FnOnce(&mut T) -> R) -> R {
         let mut state = self.slot.lock();
+        state.decode(stored, self.request.config());
         state.mark_consumed(stored);
         take(&mut state.value)
     }
@@ -149,6 +152,7 @@ impl<T: SessionData> RawHandle<T> {
         project_mut: fn(&mut T) -> &mut F,
     ) -> FieldMut<'_, T, F> {
         let mut state = self.slot.lock();
+        state.decode(stored, self.request.config());
         state.mark_touched(stored);
         FieldMut {
             state,

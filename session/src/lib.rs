@@ -106,7 +106,7 @@ pub use integrations::axum::{SessionLayer, SessionRejection};
 pub use lifecycle::{RequestSession, SessionManager};
 #[cfg(feature = "memory")]
 pub use store::MemoryStore;
-pub use store::{ChangeSet, MaxAgeUpdate, Record, SessionStore};
+pub use store::{ChangeSet, Fields, MaxAgeUpdate, Record, SessionStore};
 
 /// Derives [`SessionData`], making the struct usable as `Session<Self>`.
 /// See the [crate docs](crate#attributes) for its attributes.

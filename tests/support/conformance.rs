@@ -1,10 +1,10 @@
 //! The behaviour every [`SessionStore`] must have. Each store's test file
 //! calls [`run`] with a fresh store; keys are random so a shared server is fine.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use session::{ChangeSet, MaxAgeUpdate, SessionStore, StoreKey};
+use bytes::Bytes;
+use session::{ChangeSet, Fields, MaxAgeUpdate, SessionStore, StoreKey};
 
 fn key(name: &str) -> StoreKey {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +29,7 @@ fn changes(
     ChangeSet {
         set: set
             .iter()
-            .map(|(k, v)| (*k, v.as_bytes().to_vec()))
+            .map(|(k, v)| (*k, Bytes::copy_from_slice(v.as_bytes())))
             .collect(),
         remove: remove.to_vec(),
         expires_at,
@@ -37,10 +37,10 @@ fn changes(
     }
 }
 
-fn fields(pairs: &[(&str, &str)]) -> HashMap<String, Vec<u8>> {
+fn fields(pairs: &[(&str, &str)]) -> Fields {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+        .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
         .collect()
 }
 
@@ -77,7 +77,7 @@ async fn commits_create_then_merge(store: &dyn SessionStore) {
         .await
         .unwrap()
         .expect("committed record loads");
-    assert_eq!(record.fields, fields(&[("b", "3"), ("c", "4")]));
+    assert_eq!(*record.fields, fields(&[("b", "3"), ("c", "4")]));
     assert_eq!(record.max_age, None);
 }
 
@@ -94,7 +94,7 @@ async fn concurrent_commits_on_different_fields_both_survive(store: &dyn Session
     l.unwrap();
     r.unwrap();
     let record = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(record.fields, fields(&[("a", "1"), ("b", "2")]));
+    assert_eq!(*record.fields, fields(&[("a", "1"), ("b", "2")]));
 }
 
 async fn max_age_override_round_trips(store: &dyn SessionStore) {
@@ -126,7 +126,7 @@ async fn touch_moves_expiry_only(store: &dyn SessionStore) {
     let later = SystemTime::now() + Duration::from_secs(3600);
     store.touch(&key, later).await.unwrap();
     let record = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(record.fields, fields(&[("a", "1")]));
+    assert_eq!(*record.fields, fields(&[("a", "1")]));
     let drift = record
         .expires_at
         .duration_since(later)
@@ -169,7 +169,7 @@ async fn change_key_moves_the_record(store: &dyn SessionStore) {
     store.change_key(&from, &to).await.unwrap();
     assert_eq!(store.load(&from).await.unwrap(), None);
     assert_eq!(
-        store.load(&to).await.unwrap().unwrap().fields,
+        *store.load(&to).await.unwrap().unwrap().fields,
         fields(&[("a", "1")])
     );
 }
@@ -188,7 +188,7 @@ async fn expired_records_are_never_returned_nor_revived(store: &dyn SessionStore
         .unwrap();
     let record = store.load(&key).await.unwrap().unwrap();
     assert_eq!(
-        record.fields,
+        *record.fields,
         fields(&[("new", "1")]),
         "an expired record's fields came back"
     );

@@ -35,7 +35,6 @@
 pub(crate) mod slot;
 
 use std::any::TypeId;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,7 +49,7 @@ use crate::error::{Error, StoreOp};
 use crate::event::SessionEvent;
 use crate::handle::{RawHandle, Session};
 use crate::id::{SessionId, StoreKey};
-use crate::store::{ChangeSet, MaxAgeUpdate, SessionStore};
+use crate::store::{ChangeSet, Fields, MaxAgeUpdate, SessionStore};
 use slot::{AnySlot, Slot};
 
 /// A store and a configuration: what every request's session is made from.
@@ -147,7 +146,7 @@ struct State {
     /// Where the store holds this session; `None` for a new session.
     stored: Option<Stored>,
     /// The record's fields as loaded, decoded by each struct on first use.
-    fields: HashMap<String, Vec<u8>>,
+    fields: Arc<Fields>,
     max_age: Option<Duration>,
     max_age_changed: bool,
     regenerate: bool,
@@ -169,7 +168,7 @@ impl State {
     fn fresh() -> Self {
         Self {
             stored: None,
-            fields: HashMap::new(),
+            fields: Arc::default(),
             max_age: None,
             max_age_changed: false,
             regenerate: false,
@@ -200,7 +199,7 @@ impl RequestSession {
         &self.inner.manager
     }
 
-    fn config(&self) -> &SessionConfig {
+    pub(crate) fn config(&self) -> &SessionConfig {
         self.manager().config()
     }
 
@@ -214,8 +213,7 @@ impl RequestSession {
         let slot = match state.slots.iter().find(|(id, _)| *id == type_id) {
             Some((_, slot)) => Arc::clone(slot),
             None => {
-                let slot: Arc<dyn AnySlot> =
-                    Arc::new(Slot::<T>::load(&state.fields, self.config()));
+                let slot: Arc<dyn AnySlot> = Arc::new(Slot::<T>::new(Arc::clone(&state.fields)));
                 state.slots.push((type_id, Arc::clone(&slot)));
                 slot
             }

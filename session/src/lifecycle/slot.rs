@@ -1,16 +1,20 @@
 //! One session struct's values within one request, with per-field dirty
-//! tracking against the bytes that were loaded.
+//! tracking against the bytes the store holds.
+//!
+//! Fields are decoded lazily, on first use: a request pays for the fields it
+//! touches, not for every field the struct declares.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
+
 use crate::config::SessionConfig;
-use crate::data::SessionData;
+use crate::data::{SessionData, StoredField};
 use crate::error::Error;
 use crate::event::SessionEvent;
 use crate::lifecycle::lock;
-use crate::store::ChangeSet;
+use crate::store::{ChangeSet, Fields};
 
 pub(crate) struct Slot<T> {
     state: Mutex<SlotState<T>>,
@@ -18,53 +22,41 @@ pub(crate) struct Slot<T> {
 
 pub(crate) struct SlotState<T> {
     pub(crate) value: T,
+    /// The record as loaded, shared with the request and the other slots.
+    record: Arc<Fields>,
     fields: Box<[FieldState]>,
 }
 
-/// Where one stored field stands against the store.
+/// Where one stored field stands.
 #[derive(Default)]
 struct FieldState {
-    /// The bytes the store holds for the field, `None` if it holds none.
-    stored: Option<Vec<u8>>,
-    /// The key `stored` was found under, when it was an `alias`.
-    alias: Option<&'static str>,
+    /// `value` holds the field's stored value (or a newer one).
+    decoded: bool,
     /// Written or borrowed mutably since the last commit.
     touched: bool,
     /// A flash field read (and so emptied) since the last commit.
     consumed: bool,
-    /// The outcome of a commit in flight: the bytes the store will hold.
-    pending: Option<Option<Vec<u8>>>,
+    /// What the store holds since this request committed the field; until
+    /// then, the record says.
+    committed: Option<Option<Bytes>>,
+    /// The outcome of a commit in flight: what the store will hold.
+    pending: Option<Option<Bytes>>,
+}
+
+/// What the store holds for one field: its bytes and the key they are under.
+struct Held {
+    key: &'static str,
+    bytes: Bytes,
 }
 
 impl<T: SessionData> Slot<T> {
-    /// Decodes `T` from a loaded record; a field that fails to decode keeps
-    /// its default and is reported.
-    pub(crate) fn load(record: &HashMap<String, Vec<u8>>, config: &SessionConfig) -> Self {
-        let mut value = T::new_default();
-        let fields = T::FIELDS
-            .iter()
-            .map(|field| {
-                let found = std::iter::once(field.key)
-                    .chain(field.aliases.iter().copied())
-                    .find_map(|key| record.get(key).map(|bytes| (key, bytes)));
-                let Some((key, bytes)) = found else {
-                    return FieldState::default();
-                };
-                if let Err(error) = (field.decode)(&mut value, bytes) {
-                    config.emit(SessionEvent::FieldReset {
-                        field: field.key,
-                        error,
-                    });
-                }
-                FieldState {
-                    stored: Some(bytes.clone()),
-                    alias: (key != field.key).then_some(key),
-                    ..FieldState::default()
-                }
-            })
-            .collect();
+    pub(crate) fn new(record: Arc<Fields>) -> Self {
         Self {
-            state: Mutex::new(SlotState { value, fields }),
+            state: Mutex::new(SlotState {
+                value: T::new_default(),
+                record,
+                fields: T::FIELDS.iter().map(|_| FieldState::default()).collect(),
+            }),
         }
     }
 
@@ -73,19 +65,60 @@ impl<T: SessionData> Slot<T> {
     }
 }
 
-impl<T> SlotState<T> {
+impl<T: SessionData> SlotState<T> {
+    /// Makes sure `value` holds the stored field: decodes it on first use. A
+    /// field that fails to decode keeps its default and is reported.
+    pub(crate) fn decode(&mut self, stored: Option<usize>, config: &SessionConfig) {
+        let Some(index) = stored else { return };
+        if std::mem::replace(&mut self.fields[index].decoded, true) {
+            return;
+        }
+        let spec = &T::FIELDS[index];
+        if let Some(held) = self.held(index) {
+            if let Err(error) = (spec.decode)(&mut self.value, &held.bytes) {
+                config.emit(SessionEvent::FieldReset {
+                    field: spec.key,
+                    error,
+                });
+            }
+        }
+    }
+
+    /// Marks a field written; its old value needs no decoding any more.
     pub(crate) fn mark_touched(&mut self, stored: Option<usize>) {
-        if let Some(field) = stored.and_then(|index| self.fields.get_mut(index)) {
+        if let Some(field) = stored.map(|index| &mut self.fields[index]) {
+            field.decoded = true;
             field.touched = true;
             field.consumed = false;
         }
     }
 
     pub(crate) fn mark_consumed(&mut self, stored: Option<usize>) {
-        if let Some(field) = stored.and_then(|index| self.fields.get_mut(index)) {
+        if let Some(field) = stored.map(|index| &mut self.fields[index]) {
             field.consumed = true;
         }
     }
+
+    /// What the store holds for field `index`: under its key, or else under
+    /// the first of its aliases found.
+    fn held(&self, index: usize) -> Option<Held> {
+        match &self.fields[index].committed {
+            Some(committed) => committed.clone().map(|bytes| Held {
+                key: T::FIELDS[index].key,
+                bytes,
+            }),
+            None => held_in(&self.record, &T::FIELDS[index]),
+        }
+    }
+}
+
+fn held_in<T>(record: &Fields, spec: &StoredField<T>) -> Option<Held> {
+    std::iter::once(spec.key)
+        .chain(spec.aliases.iter().copied())
+        .find_map(|key| {
+            let bytes = record.get(key)?.clone();
+            Some(Held { key, bytes })
+        })
 }
 
 /// A slot with its type erased, so one request can hold several structs.
@@ -102,32 +135,34 @@ pub(crate) trait AnySlot: Send + Sync {
 impl<T: SessionData> AnySlot for Slot<T> {
     fn collect(&self, changes: &mut ChangeSet) -> Result<(), Error> {
         let mut state = self.lock();
-        let SlotState { value, fields } = &mut *state;
         // Built only if a field absent from the store was touched.
         let mut defaults: Option<T> = None;
-        for (spec, field) in T::FIELDS.iter().zip(fields.iter_mut()) {
+        for (index, spec) in T::FIELDS.iter().enumerate() {
+            let field = &state.fields[index];
             let next = if field.consumed {
                 None
             } else if field.touched {
-                let bytes = (spec.encode)(value).map_err(|source| Error::Encode {
+                let bytes = (spec.encode)(&state.value).map_err(|source| Error::Encode {
                     field: spec.key,
                     source,
                 })?;
-                Some(bytes)
+                Some(Bytes::from(bytes))
             } else {
                 continue;
             };
-            let unchanged = match (&field.stored, &next) {
-                (Some(stored), Some(next)) => stored == next,
+            let held = state.held(index);
+            let unchanged = match (&held, &next) {
+                (Some(held), Some(next)) => held.bytes == next,
                 (None, None) => true,
                 (Some(_), None) => false,
                 // A field the store lacks loads as its default: writing the
                 // default would change nothing a reader could see.
                 (None, Some(next)) => {
                     let defaults = defaults.get_or_insert_with(T::new_default);
-                    (spec.encode)(defaults).is_ok_and(|default| default == *next)
+                    (spec.encode)(defaults).is_ok_and(|default| default == next[..])
                 }
             };
+            let field = &mut state.fields[index];
             field.touched = false;
             field.consumed = false;
             if unchanged {
@@ -137,8 +172,10 @@ impl<T: SessionData> AnySlot for Slot<T> {
                 Some(bytes) => changes.set.push((spec.key, bytes.clone())),
                 None => changes.remove.push(spec.key),
             }
-            // The value now lives under its current key; drop the old one.
-            changes.remove.extend(field.alias);
+            // The value now lives under its current key; drop an alias's.
+            if let Some(held) = held.filter(|held| held.key != spec.key) {
+                changes.remove.push(held.key);
+            }
             field.pending = Some(next);
         }
         Ok(())
@@ -151,8 +188,7 @@ impl<T: SessionData> AnySlot for Slot<T> {
                 continue;
             };
             if committed {
-                field.stored = next;
-                field.alias = None;
+                field.committed = Some(next);
             } else if next.is_some() {
                 field.touched = true;
             } else {
@@ -164,6 +200,7 @@ impl<T: SessionData> AnySlot for Slot<T> {
     fn reset(&self) {
         let mut state = self.lock();
         state.value = T::new_default();
+        state.record = Arc::default();
         state
             .fields
             .iter_mut()

@@ -14,17 +14,22 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 
 use crate::{Error, StoreKey};
 
-/// A session as a store keeps it.
+/// Encoded field values by stored key.
+pub type Fields = HashMap<String, Bytes>;
+
+/// A session as a store keeps it. Cheap to clone: the fields are shared, so a
+/// store can hand out a snapshot without copying them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Encoded field values by stored key.
-    pub fields: HashMap<String, Vec<u8>>,
+    pub fields: Arc<Fields>,
     /// When the session expires; a store never returns an expired record.
     pub expires_at: SystemTime,
     /// The session's own lifetime, set by `Session::set_max_age`, if any.
@@ -39,11 +44,13 @@ impl Record {
 
     /// Merges `changes` into this record, as every store must.
     pub fn apply(&mut self, changes: &ChangeSet) {
+        // Copies the fields only if a reader still holds this snapshot.
+        let fields = Arc::make_mut(&mut self.fields);
         for (key, value) in &changes.set {
-            self.fields.insert((*key).to_owned(), value.clone());
+            fields.insert((*key).to_owned(), value.clone());
         }
         for key in &changes.remove {
-            self.fields.remove(*key);
+            fields.remove(*key);
         }
         self.expires_at = changes.expires_at;
         if let MaxAgeUpdate::Set(max_age) = changes.max_age {
@@ -54,7 +61,7 @@ impl Record {
     /// The record a commit creates when the store has none under its key.
     pub fn from_changes(changes: &ChangeSet) -> Self {
         let mut record = Self {
-            fields: HashMap::with_capacity(changes.set.len()),
+            fields: Arc::new(HashMap::with_capacity(changes.set.len())),
             expires_at: changes.expires_at,
             max_age: None,
         };
@@ -67,7 +74,7 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeSet {
     /// Fields to insert or overwrite, by stored key.
-    pub set: Vec<(&'static str, Vec<u8>)>,
+    pub set: Vec<(&'static str, Bytes)>,
     /// Fields to remove (consumed flash values, keys left behind by `alias`).
     pub remove: Vec<&'static str>,
     /// The session's new expiry.
