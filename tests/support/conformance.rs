@@ -1,6 +1,7 @@
 //! The behaviour every [`SessionStore`] must have. Each store's test file
 //! calls [`run`] with a fresh store; keys are random so a shared server is fine.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -40,7 +41,7 @@ fn changes(
 fn fields(pairs: &[(&str, &str)]) -> Fields {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+        .map(|(k, v)| (Arc::from(*k), Bytes::copy_from_slice(v.as_bytes())))
         .collect()
 }
 

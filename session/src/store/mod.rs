@@ -22,7 +22,9 @@ pub use memory::MemoryStore;
 use crate::{Error, StoreKey};
 
 /// Encoded field values by stored key.
-pub type Fields = HashMap<String, Bytes>;
+/// Keys are shared strings so that copying a record (a store merging into a
+/// snapshot a request still reads) copies no text.
+pub type Fields = HashMap<Arc<str>, Bytes>;
 
 /// A session as a store keeps it. Cheap to clone: the fields are shared, so a
 /// store can hand out a snapshot without copying them.
@@ -47,7 +49,7 @@ impl Record {
         // Copies the fields only if a reader still holds this snapshot.
         let fields = Arc::make_mut(&mut self.fields);
         for (key, value) in &changes.set {
-            fields.insert((*key).to_owned(), value.clone());
+            fields.insert(Arc::from(*key), value.clone());
         }
         for key in &changes.remove {
             fields.remove(*key);
