@@ -384,6 +384,12 @@ async fn a_field_that_no_longer_decodes_resets_alone_and_is_reported() {
     store.store.commit(&key, &changes).await.unwrap();
 
     visit(&mut browser, |shop| {
+        assert_eq!(shop.user().as_deref(), Some("ann"));
+    })
+    .await;
+    assert!(events.lock().unwrap().is_empty(), "fields are decoded only when used");
+
+    visit(&mut browser, |shop| {
         assert_eq!(shop.visits(), 0, "reset to its default");
         assert_eq!(shop.user().as_deref(), Some("ann"), "the rest survives");
     })

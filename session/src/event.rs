@@ -18,6 +18,7 @@ pub enum SessionEvent {
     Expired,
     /// A stored field could not be decoded (its type changed since it was
     /// written): it took its default, and the rest of the session was kept.
+    /// Fields are decoded when first used, so this comes then, not at load.
     FieldReset {
         /// The stored key of the field.
         field: &'static str,

@@ -35,7 +35,8 @@
 //! written, merged into the stored record, so two concurrent requests that
 //! change different fields both keep their change. A request that changes
 //! nothing writes nothing; a new session that holds nothing is not stored and
-//! gets no cookie.
+//! gets no cookie. Fields are decoded when first used, so a request pays only
+//! for the fields it touches.
 //!
 //! # Accessors
 //!
