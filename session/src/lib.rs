@@ -15,7 +15,7 @@
 //! }
 //! ```
 //!
-//! A handler then takes a [`Session<Shop>`](Session) and uses the generated
+//! A handler then takes a [`Session<Shop>`](struct@Session) and uses the generated
 //! accessors; no string keys anywhere:
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! axum and tower: [`SessionLayer`] and the [`Session<T>`](crate::Session) extractor.
+//! axum and tower: [`SessionLayer`] and the [`Session<T>`](struct@crate::Session) extractor.
 //!
 //! The layer starts each request's session from its cookie; a handler that
 //! takes a `Session<T>` loads it; once the handler's response is ready, the
