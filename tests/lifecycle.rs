@@ -387,7 +387,10 @@ async fn a_field_that_no_longer_decodes_resets_alone_and_is_reported() {
         assert_eq!(shop.user().as_deref(), Some("ann"));
     })
     .await;
-    assert!(events.lock().unwrap().is_empty(), "fields are decoded only when used");
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "fields are decoded only when used"
+    );
 
     visit(&mut browser, |shop| {
         assert_eq!(shop.visits(), 0, "reset to its default");

@@ -1,0 +1,208 @@
+//! The server side of `scripts/bench-load`: one axum app in three variants, to
+//! load over real HTTP and compare with the same app without sessions.
+//!
+//! ```text
+//! PORT=3000 COOKIES_FILE=cookies.txt cargo run --release --example load_server -- session
+//! ```
+//!
+//! The variant (`none`, `session` or `tower-sessions`) is the only argument.
+//! `GET /` increments the `counter` field of a 20-field session (like
+//! `benches/peers.rs`'s `Profile`) and answers the new count as text; `none`
+//! answers a constant instead. On start the server seeds 200 sessions through
+//! the library's own API, writes one `Cookie:` header value per session and
+//! line to `COOKIES_FILE`, then prints `ready <address>` to stdout. `PORT`
+//! defaults to 0 (any free port; the line tells which one was taken).
+//!
+//! It runs on a single-threaded runtime: the benchmark pins it to one core.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionManager};
+use tower_sessions as ts;
+
+const SESSIONS: usize = 200;
+
+/// A 20-key session: 19 short strings and integers, plus the counter.
+#[derive(Session, Serialize, Default)]
+struct Profile {
+    user: String,
+    email: String,
+    display_name: String,
+    locale: String,
+    timezone: String,
+    theme: String,
+    plan: String,
+    csrf_token: String,
+    last_path: String,
+    referrer: String,
+    user_id: u64,
+    visits: u64,
+    cart_items: u64,
+    page_size: u64,
+    unread: u64,
+    role: u64,
+    login_at: u64,
+    tos_version: u64,
+    experiment: u64,
+    counter: u64,
+}
+
+/// The data of session `i`; no field is at its default, so all 20 are stored.
+fn profile(i: usize) -> Profile {
+    Profile {
+        user: format!("user{i}"),
+        email: format!("user{i}@example.com"),
+        display_name: format!("User {i}"),
+        locale: "en-GB".into(),
+        timezone: "Europe/London".into(),
+        theme: "dark".into(),
+        plan: "pro".into(),
+        csrf_token: "3q2-7wE9xk4PZf1Lr8mYtA".into(),
+        last_path: "/cart".into(),
+        referrer: "https://example.org/".into(),
+        user_id: 1000 + i as u64,
+        visits: 42,
+        cart_items: 3,
+        page_size: 25,
+        unread: 7,
+        role: 2,
+        login_at: 1_700_000_000,
+        tos_version: 4,
+        experiment: 11,
+        counter: 1,
+    }
+}
+
+// ---- none: the same app without sessions ----
+
+async fn constant() -> &'static str {
+    "1"
+}
+
+fn none_app() -> (Router, Vec<String>) {
+    // No sessions, but cookies of the same size, so requests weigh the same.
+    let cookies = (0..SESSIONS)
+        .map(|i| format!("session=anonymous-{i:0>33}"))
+        .collect();
+    (Router::new().route("/", get(constant)), cookies)
+}
+
+// ---- session ----
+
+async fn session_count(session: Session<Profile>) -> String {
+    let count = session.counter() + 1;
+    session.set_counter(count);
+    count.to_string()
+}
+
+async fn session_app() -> (Router, Vec<String>) {
+    let config = SessionConfig::default().secure(false); // plain HTTP
+    let manager = SessionManager::new(MemoryStore::new(), config);
+    let mut cookies = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        let p = profile(i);
+        let request = manager.start(None);
+        let s = request.session::<Profile>().await.expect("a new session");
+        s.set_user(p.user);
+        s.set_email(p.email);
+        s.set_display_name(p.display_name);
+        s.set_locale(p.locale);
+        s.set_timezone(p.timezone);
+        s.set_theme(p.theme);
+        s.set_plan(p.plan);
+        s.set_csrf_token(p.csrf_token);
+        s.set_last_path(p.last_path);
+        s.set_referrer(p.referrer);
+        s.set_user_id(p.user_id);
+        s.set_visits(p.visits);
+        s.set_cart_items(p.cart_items);
+        s.set_page_size(p.page_size);
+        s.set_unread(p.unread);
+        s.set_role(p.role);
+        s.set_login_at(p.login_at);
+        s.set_tos_version(p.tos_version);
+        s.set_experiment(p.experiment);
+        s.set_counter(p.counter);
+        let cookie = request
+            .finish()
+            .await
+            .expect("a commit to the memory store")
+            .expect("a new session's cookie");
+        cookies.push(format!("{}={}", cookie.name(), cookie.value()));
+    }
+    let app = Router::new()
+        .route("/", get(session_count))
+        .layer(SessionLayer::from_manager(manager));
+    (app, cookies)
+}
+
+// ---- tower-sessions ----
+
+async fn tower_count(session: ts::Session) -> String {
+    let count = session
+        .get::<u64>("counter")
+        .await
+        .expect("a load from the memory store")
+        .unwrap_or_default()
+        + 1;
+    session
+        .insert("counter", count)
+        .await
+        .expect("an insert into a loaded session");
+    count.to_string()
+}
+
+async fn tower_app() -> (Router, Vec<String>) {
+    let store = ts::MemoryStore::default(); // clones share one map
+    let shared = Arc::new(store.clone());
+    let mut cookies = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        let s = ts::Session::new(None, Arc::clone(&shared), None);
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(profile(i)).expect("a serializable profile")
+        else {
+            unreachable!("a struct serializes to an object")
+        };
+        for (key, value) in fields {
+            s.insert_value(&key, value).await.expect("an insert");
+        }
+        s.save().await.expect("a save to the memory store");
+        let id = s.id().expect("a saved session's id");
+        cookies.push(format!("id={id}")); // `id`: tower-sessions' cookie name
+    }
+    let app = Router::new()
+        .route("/", get(tower_count))
+        .layer(ts::SessionManagerLayer::new(store).with_secure(false));
+    (app, cookies)
+}
+
+// ---- main ----
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let variant = std::env::args().nth(1).unwrap_or_default();
+    let (app, cookies) = match variant.as_str() {
+        "none" => none_app(),
+        "session" => session_app().await,
+        "tower-sessions" => tower_app().await,
+        _ => return Err("usage: load_server none|session|tower-sessions".into()),
+    };
+
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT={port}: not a port"))?,
+        Err(_) => 0,
+    };
+    let cookies_file = std::env::var("COOKIES_FILE").map_err(|_| "COOKIES_FILE is not set")?;
+    std::fs::write(&cookies_file, cookies.join("\n") + "\n")?;
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    // `println!` flushes at the newline: stdout is line-buffered.
+    println!("ready {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
