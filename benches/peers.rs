@@ -17,6 +17,8 @@
 //!
 //! Run: `cargo bench --bench peers -- --warm-up-time 1 --measurement-time 3`
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,66 +26,13 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use criterion::Criterion;
-use serde::Serialize;
 use session::{
-    ChangeSet, Error, MemoryStore, Record, Session, SessionConfig, SessionManager, SessionStore,
-    StoreKey,
+    ChangeSet, Error, MemoryStore, Record, SessionConfig, SessionManager, SessionStore, StoreKey,
 };
 use tokio::runtime::Runtime;
 use tower_sessions as ts;
 
-const SESSIONS: usize = 200;
-
-/// A 20-key session: 19 short strings and integers, plus the counter.
-#[derive(Session, Serialize, Default)]
-struct Profile {
-    user: String,
-    email: String,
-    display_name: String,
-    locale: String,
-    timezone: String,
-    theme: String,
-    plan: String,
-    csrf_token: String,
-    last_path: String,
-    referrer: String,
-    user_id: u64,
-    visits: u64,
-    cart_items: u64,
-    page_size: u64,
-    unread: u64,
-    role: u64,
-    login_at: u64,
-    tos_version: u64,
-    experiment: u64,
-    counter: u64,
-}
-
-/// The data of session `i`; no field is at its default, so all 20 are stored.
-fn profile(i: usize) -> Profile {
-    Profile {
-        user: format!("user{i}"),
-        email: format!("user{i}@example.com"),
-        display_name: format!("User {i}"),
-        locale: "en-GB".into(),
-        timezone: "Europe/London".into(),
-        theme: "dark".into(),
-        plan: "pro".into(),
-        csrf_token: "3q2-7wE9xk4PZf1Lr8mYtA".into(),
-        last_path: "/cart".into(),
-        referrer: "https://example.org/".into(),
-        user_id: 1000 + i as u64,
-        visits: 42,
-        cart_items: 3,
-        page_size: 25,
-        unread: 7,
-        role: 2,
-        login_at: 1_700_000_000,
-        tos_version: 4,
-        experiment: 11,
-        counter: 1,
-    }
-}
+use support::profile::{profile, Profile, SESSIONS};
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()

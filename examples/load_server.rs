@@ -7,7 +7,7 @@
 //!
 //! The variant (`none`, `session` or `tower-sessions`) is the only argument.
 //! `GET /` increments the `counter` field of a 20-field session (like
-//! `benches/peers.rs`'s `Profile`) and answers the new count as text; `none`
+//! `benches/support/profile.rs`, also used by `benches/peers.rs`) and answers the new count as text; `none`
 //! answers a constant instead. On start the server seeds 200 sessions through
 //! the library's own API, writes one `Cookie:` header value per session and
 //! line to `COOKIES_FILE`, then prints `ready <address>` to stdout. `PORT`
@@ -15,66 +15,17 @@
 //!
 //! It runs on a single-threaded runtime: the benchmark pins it to one core.
 
+#[path = "../benches/support/profile.rs"]
+mod profile;
+
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
 use session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionManager};
 use tower_sessions as ts;
 
-const SESSIONS: usize = 200;
-
-/// A 20-key session: 19 short strings and integers, plus the counter.
-#[derive(Session, Serialize, Default)]
-struct Profile {
-    user: String,
-    email: String,
-    display_name: String,
-    locale: String,
-    timezone: String,
-    theme: String,
-    plan: String,
-    csrf_token: String,
-    last_path: String,
-    referrer: String,
-    user_id: u64,
-    visits: u64,
-    cart_items: u64,
-    page_size: u64,
-    unread: u64,
-    role: u64,
-    login_at: u64,
-    tos_version: u64,
-    experiment: u64,
-    counter: u64,
-}
-
-/// The data of session `i`; no field is at its default, so all 20 are stored.
-fn profile(i: usize) -> Profile {
-    Profile {
-        user: format!("user{i}"),
-        email: format!("user{i}@example.com"),
-        display_name: format!("User {i}"),
-        locale: "en-GB".into(),
-        timezone: "Europe/London".into(),
-        theme: "dark".into(),
-        plan: "pro".into(),
-        csrf_token: "3q2-7wE9xk4PZf1Lr8mYtA".into(),
-        last_path: "/cart".into(),
-        referrer: "https://example.org/".into(),
-        user_id: 1000 + i as u64,
-        visits: 42,
-        cart_items: 3,
-        page_size: 25,
-        unread: 7,
-        role: 2,
-        login_at: 1_700_000_000,
-        tos_version: 4,
-        experiment: 11,
-        counter: 1,
-    }
-}
+use profile::{profile, Profile, SESSIONS};
 
 // ---- none: the same app without sessions ----
 
