@@ -708,3 +708,20 @@ async fn a_hanging_store_times_out_with_a_typed_error() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn lifetimes_are_capped_at_the_400_days_browsers_allow() {
+    let (_, mut browser) = setup(SessionConfig::default().max_age(Duration::MAX));
+    let cookie = visit(&mut browser, |shop| shop.set_visits(1))
+        .await
+        .unwrap();
+    assert_eq!(cookie.max_age().map(|age| age.whole_days()), Some(400));
+
+    let cookie = visit(&mut browser, |shop| {
+        shop.set_max_age(Some(Duration::MAX));
+        assert_eq!(shop.max_age(), Duration::from_secs(400 * 24 * 3600));
+    })
+    .await
+    .unwrap();
+    assert_eq!(cookie.max_age().map(|age| age.whole_days()), Some(400));
+}

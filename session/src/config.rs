@@ -11,6 +11,10 @@ use crate::id::IdGenerator;
 
 const ONE_DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The longest a session may live: browsers cap a cookie's `Max-Age` at 400
+/// days (RFC 6265bis), so a longer session would outlive its cookie.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+
 /// How sessions live and how their cookie looks. Start from
 /// [`SessionConfig::default()`] and change what you need:
 ///
@@ -115,10 +119,11 @@ impl SessionConfig {
         self
     }
 
-    /// How long a session lives after its last write (default one day). With
-    /// [`rolling`](Self::rolling) or [`renew`](Self::renew), reads extend it too.
+    /// How long a session lives after its last write (default one day, at
+    /// most 400 days). With [`rolling`](Self::rolling) or
+    /// [`renew`](Self::renew), reads extend it too.
     pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+        self.max_age = max_age.min(MAX_LIFETIME);
         self
     }
 

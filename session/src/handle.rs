@@ -60,6 +60,8 @@ impl<T: SessionData> Session<T> {
     /// for "remember me". The override is stored with the session and survives
     /// reloads; it also makes the cookie persistent when the configuration asks
     /// for browser-session cookies. `None` returns to the configured value.
+    /// Lifetimes beyond 400 days, the most a browser keeps a cookie, are cut
+    /// to 400 days.
     pub fn set_max_age(&self, max_age: Option<Duration>) {
         self.request().set_max_age(max_age);
     }

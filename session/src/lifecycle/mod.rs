@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime};
 use cookie::Cookie;
 use tokio::sync::OnceCell;
 
-use crate::config::SessionConfig;
+use crate::config::{SessionConfig, MAX_LIFETIME};
 use crate::data::SessionData;
 use crate::error::{Error, StoreOp};
 use crate::event::SessionEvent;
@@ -283,7 +283,7 @@ impl RequestSession {
 
     pub(crate) fn set_max_age(&self, max_age: Option<Duration>) {
         let mut state = self.state();
-        state.max_age = max_age;
+        state.max_age = max_age.map(|max_age| max_age.min(MAX_LIFETIME));
         state.max_age_changed = true;
     }
 
