@@ -725,3 +725,70 @@ async fn lifetimes_are_capped_at_the_400_days_browsers_allow() {
     .unwrap();
     assert_eq!(cookie.max_age().map(|age| age.whole_days()), Some(400));
 }
+
+#[derive(Session, Default)]
+struct Tabs {
+    a: u32,
+    b: u32,
+    c: u32,
+    d: u32,
+    e: u32,
+    f: u32,
+    g: u32,
+    h: u32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_parallel_requests_each_changing_its_own_field_all_survive() {
+    let (_, mut browser) = setup(SessionConfig::default());
+    let request = browser.request();
+    request.session::<Tabs>().await.unwrap().set_a(1);
+    browser.finish(request).await;
+
+    for round in 1..=20 {
+        // Every request loads before any commits: each sees the others' fields stale.
+        let mut requests = Vec::new();
+        for _ in 0..8 {
+            let request = browser.request();
+            let tabs = request.session::<Tabs>().await.unwrap();
+            requests.push((request, tabs));
+        }
+        let tasks = requests
+            .into_iter()
+            .enumerate()
+            .map(|(field, (request, tabs))| {
+                tokio::spawn(async move {
+                    match field {
+                        0 => tabs.set_a(round),
+                        1 => tabs.set_b(round),
+                        2 => tabs.set_c(round),
+                        3 => tabs.set_d(round),
+                        4 => tabs.set_e(round),
+                        5 => tabs.set_f(round),
+                        6 => tabs.set_g(round),
+                        _ => tabs.set_h(round),
+                    }
+                    request.finish().await.unwrap();
+                })
+            });
+        for task in tasks.collect::<Vec<_>>() {
+            task.await.unwrap();
+        }
+        let request = browser.request();
+        let tabs = request.session::<Tabs>().await.unwrap();
+        let seen = [
+            tabs.a(),
+            tabs.b(),
+            tabs.c(),
+            tabs.d(),
+            tabs.e(),
+            tabs.f(),
+            tabs.g(),
+            tabs.h(),
+        ];
+        assert_eq!(
+            seen, [round; 8],
+            "a concurrent change was lost in round {round}"
+        );
+    }
+}
