@@ -32,7 +32,7 @@ use session::{
 use tokio::runtime::Runtime;
 use tower_sessions as ts;
 
-use support::profile::{profile, Profile, SESSIONS};
+use support::profile::{session_seed, tower_seed, Profile};
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -42,43 +42,6 @@ fn runtime() -> Runtime {
 }
 
 // ---- session ----
-
-/// Creates the sessions; returns their cookie values.
-async fn session_seed(manager: &SessionManager) -> Vec<String> {
-    let mut cookies = Vec::with_capacity(SESSIONS);
-    for i in 0..SESSIONS {
-        let p = profile(i);
-        let request = manager.start(None);
-        let s = request.session::<Profile>().await.unwrap();
-        s.set_user(p.user);
-        s.set_email(p.email);
-        s.set_display_name(p.display_name);
-        s.set_locale(p.locale);
-        s.set_timezone(p.timezone);
-        s.set_theme(p.theme);
-        s.set_plan(p.plan);
-        s.set_csrf_token(p.csrf_token);
-        s.set_last_path(p.last_path);
-        s.set_referrer(p.referrer);
-        s.set_user_id(p.user_id);
-        s.set_visits(p.visits);
-        s.set_cart_items(p.cart_items);
-        s.set_page_size(p.page_size);
-        s.set_unread(p.unread);
-        s.set_role(p.role);
-        s.set_login_at(p.login_at);
-        s.set_tos_version(p.tos_version);
-        s.set_experiment(p.experiment);
-        s.set_counter(p.counter);
-        let cookie = request
-            .finish()
-            .await
-            .unwrap()
-            .expect("a new session's cookie");
-        cookies.push(cookie.value().to_owned());
-    }
-    cookies
-}
 
 async fn session_write(manager: &SessionManager, cookie: &str) {
     let request = manager.start(Some(cookie.to_owned()));
@@ -132,23 +95,6 @@ impl SessionStore for CountingStore {
 }
 
 // ---- tower-sessions ----
-
-/// Creates the sessions; returns their cookie values.
-async fn tower_seed<S: ts::SessionStore>(store: &Arc<S>) -> Vec<String> {
-    let mut cookies = Vec::with_capacity(SESSIONS);
-    for i in 0..SESSIONS {
-        let s = ts::Session::new(None, Arc::clone(store), None);
-        let serde_json::Value::Object(fields) = serde_json::to_value(profile(i)).unwrap() else {
-            unreachable!("a struct serializes to an object")
-        };
-        for (key, value) in fields {
-            s.insert_value(&key, value).await.unwrap();
-        }
-        s.save().await.unwrap();
-        cookies.push(s.id().expect("a saved session's id").to_string());
-    }
-    cookies
-}
 
 /// Ends a request as tower-sessions' middleware does: save only if modified.
 async fn tower_finish(s: &ts::Session) {

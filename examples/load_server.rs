@@ -25,7 +25,7 @@ use axum::Router;
 use session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionManager};
 use tower_sessions as ts;
 
-use profile::{profile, Profile, SESSIONS};
+use profile::{session_seed, tower_seed, Profile, SESSIONS};
 
 // ---- none: the same app without sessions ----
 
@@ -52,38 +52,11 @@ async fn session_count(session: Session<Profile>) -> String {
 async fn session_app() -> (Router, Vec<String>) {
     let config = SessionConfig::default().secure(false); // plain HTTP
     let manager = SessionManager::new(MemoryStore::new(), config);
-    let mut cookies = Vec::with_capacity(SESSIONS);
-    for i in 0..SESSIONS {
-        let p = profile(i);
-        let request = manager.start(None);
-        let s = request.session::<Profile>().await.expect("a new session");
-        s.set_user(p.user);
-        s.set_email(p.email);
-        s.set_display_name(p.display_name);
-        s.set_locale(p.locale);
-        s.set_timezone(p.timezone);
-        s.set_theme(p.theme);
-        s.set_plan(p.plan);
-        s.set_csrf_token(p.csrf_token);
-        s.set_last_path(p.last_path);
-        s.set_referrer(p.referrer);
-        s.set_user_id(p.user_id);
-        s.set_visits(p.visits);
-        s.set_cart_items(p.cart_items);
-        s.set_page_size(p.page_size);
-        s.set_unread(p.unread);
-        s.set_role(p.role);
-        s.set_login_at(p.login_at);
-        s.set_tos_version(p.tos_version);
-        s.set_experiment(p.experiment);
-        s.set_counter(p.counter);
-        let cookie = request
-            .finish()
-            .await
-            .expect("a commit to the memory store")
-            .expect("a new session's cookie");
-        cookies.push(format!("{}={}", cookie.name(), cookie.value()));
-    }
+    let cookies = session_seed(&manager)
+        .await
+        .into_iter()
+        .map(|value| format!("session={value}"))
+        .collect();
     let app = Router::new()
         .route("/", get(session_count))
         .layer(SessionLayer::from_manager(manager));
@@ -109,21 +82,12 @@ async fn tower_count(session: ts::Session) -> String {
 async fn tower_app() -> (Router, Vec<String>) {
     let store = ts::MemoryStore::default(); // clones share one map
     let shared = Arc::new(store.clone());
-    let mut cookies = Vec::with_capacity(SESSIONS);
-    for i in 0..SESSIONS {
-        let s = ts::Session::new(None, Arc::clone(&shared), None);
-        let serde_json::Value::Object(fields) =
-            serde_json::to_value(profile(i)).expect("a serializable profile")
-        else {
-            unreachable!("a struct serializes to an object")
-        };
-        for (key, value) in fields {
-            s.insert_value(&key, value).await.expect("an insert");
-        }
-        s.save().await.expect("a save to the memory store");
-        let id = s.id().expect("a saved session's id");
-        cookies.push(format!("id={id}")); // `id`: tower-sessions' cookie name
-    }
+    // `id`: tower-sessions' cookie name.
+    let cookies = tower_seed(&shared)
+        .await
+        .into_iter()
+        .map(|id| format!("id={id}"))
+        .collect();
     let app = Router::new()
         .route("/", get(tower_count))
         .layer(ts::SessionManagerLayer::new(store).with_secure(false));
