@@ -121,18 +121,9 @@ mod tests {
             ),
             ("__", ["__", "__", "", "", "__", "__", "--", "--"]),
         ];
-        let rules = [
-            Lower,
-            Upper,
-            Pascal,
-            Camel,
-            Snake,
-            ScreamingSnake,
-            Kebab,
-            ScreamingKebab,
-        ];
+        // `expected` lists each case in the order of `RULES`.
         for (field, expected) in cases {
-            for (rule, expected) in rules.iter().zip(expected) {
+            for ((_, rule), expected) in super::RULES.iter().zip(expected) {
                 assert_eq!(rule.apply(field), *expected, "{rule:?} of {field}");
             }
         }
