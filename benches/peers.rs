@@ -19,16 +19,13 @@
 
 mod support;
 
+use async_trait::async_trait;
+use criterion::Criterion;
+use session::store::{BoxError, ChangeSet, Created, Moved, OwnedSession, Record, Updated};
+use session::{MemoryStore, SessionConfig, SessionManager, SessionStore, StoreKey};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
-
-use async_trait::async_trait;
-use criterion::Criterion;
-use session::{
-    ChangeSet, Error, MemoryStore, Record, SessionConfig, SessionManager, SessionStore, StoreKey,
-};
 use tokio::runtime::Runtime;
 use tower_sessions as ts;
 
@@ -47,14 +44,14 @@ async fn session_write(manager: &SessionManager, cookie: &str) {
     let request = manager.start(Some(cookie.to_owned()));
     let s = request.session::<Profile>().await.unwrap();
     s.set_counter(s.counter() + 1);
-    black_box(request.finish().await.unwrap());
+    black_box(request.finish().await).result.unwrap();
 }
 
 async fn session_read(manager: &SessionManager, cookie: &str) {
     let request = manager.start(Some(cookie.to_owned()));
     let s = request.session::<Profile>().await.unwrap();
     black_box(s.counter());
-    black_box(request.finish().await.unwrap());
+    black_box(request.finish().await).result.unwrap();
 }
 
 /// `session::MemoryStore`, counting the key and value bytes of every commit.
@@ -64,33 +61,51 @@ struct CountingStore {
     bytes: Arc<AtomicUsize>,
 }
 
-#[async_trait]
-impl SessionStore for CountingStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
-        self.inner.load(key).await
-    }
-
-    async fn commit(&self, key: &StoreKey, changes: &ChangeSet) -> Result<(), Error> {
+impl CountingStore {
+    fn count(&self, changes: &ChangeSet) {
         let set: usize = changes.set.iter().map(|(k, v)| k.len() + v.len()).sum();
         let removed: usize = changes.remove.iter().map(|k| k.len()).sum();
         self.bytes.fetch_add(set + removed, Ordering::Relaxed);
-        self.inner.commit(key, changes).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, BoxError> {
+        self.inner.load(key).await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), Error> {
-        self.inner.touch(key, expires_at).await
+    async fn create(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Created, BoxError> {
+        self.count(changes);
+        self.inner.create(key, changes).await
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), Error> {
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Updated, BoxError> {
+        self.count(changes);
+        self.inner.update(key, changes).await
+    }
+
+    async fn rekey(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &ChangeSet,
+        whole: &Record,
+    ) -> Result<Moved, BoxError> {
+        self.count(changes);
+        self.inner.rekey(from, to, changes, whole).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), BoxError> {
         self.inner.delete(key).await
     }
 
-    async fn change_key(&self, from: &StoreKey, to: &StoreKey) -> Result<(), Error> {
-        self.inner.change_key(from, to).await
+    async fn list_owned(&self, owner: &str) -> Result<Vec<OwnedSession>, BoxError> {
+        self.inner.list_owned(owner).await
     }
 
-    async fn delete_expired(&self) -> Result<u64, Error> {
-        self.inner.delete_expired().await
+    async fn delete_owned(&self, owner: &str, keep: Option<&StoreKey>) -> Result<u64, BoxError> {
+        self.inner.delete_owned(owner, keep).await
     }
 }
 
@@ -166,7 +181,7 @@ fn print_bytes_to_store(rt: &Runtime) {
     let (ours, theirs) = rt.block_on(async {
         let store = CountingStore::default();
         let ours = Arc::clone(&store.bytes);
-        let manager = SessionManager::new(store, SessionConfig::default());
+        let manager = SessionManager::new(store, SessionConfig::default()).unwrap();
         let session_cookies = session_seed(&manager).await;
 
         let store = Arc::new(TowerCountingStore::default());
@@ -195,7 +210,7 @@ fn print_bytes_to_store(rt: &Runtime) {
 }
 
 fn peers(c: &mut Criterion, rt: &Runtime) {
-    let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default()).unwrap();
     let session_cookies = rt.block_on(session_seed(&manager));
     let store = Arc::new(ts::MemoryStore::default());
     let tower_cookies = rt.block_on(tower_seed(&store));

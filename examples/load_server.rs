@@ -51,7 +51,7 @@ async fn session_count(session: Session<Profile>) -> String {
 
 async fn session_app() -> (Router, Vec<String>) {
     let config = SessionConfig::default().secure(false); // plain HTTP
-    let manager = SessionManager::new(MemoryStore::new(), config);
+    let manager = SessionManager::new(MemoryStore::new(), config).unwrap();
     let cookies = session_seed(&manager)
         .await
         .into_iter()

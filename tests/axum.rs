@@ -53,10 +53,17 @@ fn app(store: &Recording) -> Router {
         .route("/fail", get(count_then_fail))
         .route("/both", get(both))
         .route("/peek", get(peek))
-        .layer(SessionLayer::from_manager(SessionManager::new(
-            store.clone(),
-            SessionConfig::default(),
-        )))
+        .route("/save", get(save_now))
+        .layer(SessionLayer::from_manager(
+            SessionManager::new(store.clone(), SessionConfig::default()).unwrap(),
+        ))
+}
+
+/// A handler that uses `?` on the session's own errors.
+async fn save_now(session: Session<Counter>) -> Result<String, session::Error> {
+    session.set_count(session.count() + 1);
+    session.save().await?;
+    Ok(session.count().to_string())
 }
 
 /// Sends a GET with `cookie`, returning status, the `Set-Cookie` value and the body.
@@ -128,16 +135,43 @@ async fn error_responses_commit_too() {
 }
 
 #[tokio::test]
-async fn a_failed_commit_turns_the_response_into_a_500() {
+async fn a_store_that_cannot_load_gives_a_503_that_leaks_nothing() {
     let store = Recording::new();
     let app = app(&store);
     let (_, set_cookie, _) = get_with(&app, "/count", None).await;
     let cookie = cookie_pair(&set_cookie.unwrap());
     store.set_failing(true);
     let (status, set_cookie, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(set_cookie, None);
+    assert!(!body.contains("test") && !body.contains("store"), "{body}");
+}
+
+#[tokio::test]
+async fn a_failed_commit_turns_the_response_into_a_500() {
+    let store = Recording::new();
+    let app = app(&store);
+    let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    store.fail_after(1); // the load passes, the commit fails
+    let (status, set_cookie, body) = get_with(&app, "/count", Some(&cookie)).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(set_cookie, None);
-    assert!(body.contains("could not be loaded"), "{body}");
+    assert_eq!(body, "");
+}
+
+#[tokio::test]
+async fn handlers_can_use_question_mark_on_session_errors() {
+    let store = Recording::new();
+    let app = app(&store);
+    let (status, set_cookie, body) = get_with(&app, "/save", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    store.fail_once_after(1); // the load passes, the handler's save fails
+    let (status, set_cookie, body) = get_with(&app, "/save", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.is_empty(), "no internals in the body: {body}");
+    assert!(set_cookie.is_some(), "the final commit landed the change");
 }
 
 #[tokio::test]
@@ -152,8 +186,8 @@ async fn two_extractors_share_one_load_and_one_commit() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "11"));
     let calls = store.take_calls();
     assert_eq!(calls.len(), 2, "one load, one commit: {calls:?}");
-    let Call::Commit(_, changes) = &calls[1] else {
-        panic!("expected a commit, got {calls:?}");
+    let Call::Update(_, changes) = &calls[1] else {
+        panic!("expected an update, got {calls:?}");
     };
     let mut keys: Vec<_> = changes.set.iter().map(|(key, _)| *key).collect();
     keys.sort();

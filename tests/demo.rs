@@ -16,7 +16,7 @@ struct Browser {
 
 impl Browser {
     fn new() -> Self {
-        let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+        let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default()).unwrap();
         Self {
             app: app::app(sessions),
             cookie: None,

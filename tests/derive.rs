@@ -3,9 +3,10 @@
 mod support;
 
 use bytes::Bytes;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use session::{ChangeSet, MaxAgeUpdate, Session, SessionConfig, SessionManager, SessionStore};
+use session::store::ChangeSet;
+use session::{Session, SessionConfig, SessionManager, SessionStore};
 use support::{Browser, Call, Recording};
 
 #[derive(Session, Default)]
@@ -47,7 +48,7 @@ fn setup() -> (Recording, Browser) {
     let store = Recording::new();
     (
         store.clone(),
-        Browser::new(SessionManager::new(store, SessionConfig::default())),
+        Browser::new(SessionManager::new(store, SessionConfig::default()).unwrap()),
     )
 }
 
@@ -55,7 +56,7 @@ fn only_commit(calls: Vec<Call>) -> (session::StoreKey, ChangeSet) {
     let mut commits: Vec<_> = calls
         .into_iter()
         .filter_map(|call| match call {
-            Call::Commit(key, changes) => Some((key, changes)),
+            Call::Create(key, changes) | Call::Update(key, changes) => Some((key, changes)),
             _ => None,
         })
         .collect();
@@ -113,13 +114,9 @@ async fn aliases_load_old_keys_and_the_next_write_moves_them() {
     let (key, _) = only_commit(store.take_calls());
 
     // A record written before `visit_count` was renamed from `oldCount`.
-    let old = ChangeSet {
-        set: vec![("app.oldCount", Bytes::from_static(b"5"))],
-        remove: vec![],
-        expires_at: SystemTime::now() + Duration::from_secs(60),
-        max_age: MaxAgeUpdate::Keep,
-    };
-    store.store.commit(&key, &old).await.unwrap();
+    let mut old = ChangeSet::touch(Duration::from_secs(60));
+    old.set = vec![("app.oldCount", Bytes::from_static(b"5"))];
+    store.store.update(&key, &old).await.unwrap();
 
     let request = browser.request();
     let session = request.session::<Attributes>().await.unwrap();
@@ -159,5 +156,37 @@ async fn container_default_and_codec_apply_to_fields_without_their_own() {
             ("volume", Bytes::from_static(&[8])),
             ("lang", Bytes::from_static(br#""fr""#))
         ]
+    );
+}
+
+/// The derive refuses accessor names that `Session<T>`'s own methods would
+/// shadow; its list of them must be exactly the methods `handle.rs` defines.
+#[test]
+fn handle_methods_match_the_derive() {
+    mod derive_list {
+        #![allow(dead_code)]
+        include!("../session-derive/src/handle_methods.rs");
+    }
+    let handle = include_str!("../session/src/handle.rs");
+    let block = handle
+        .split("impl<T: SessionData> Session<T> {")
+        .nth(1)
+        .expect("the handle's inherent impl");
+    let block = &block[..block.find("\n}\n").expect("the impl's end")];
+    let mut defined: Vec<&str> = block
+        .lines()
+        .filter_map(|line| {
+            let line = line.strip_prefix("    pub ")?;
+            let line = line.strip_prefix("async ").unwrap_or(line);
+            let name = line.strip_prefix("fn ")?;
+            Some(&name[..name.find(['(', '<'])?])
+        })
+        .collect();
+    let mut listed = derive_list::SESSION_METHODS.to_vec();
+    defined.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(
+        defined, listed,
+        "session-derive/src/handle_methods.rs is out of date"
     );
 }

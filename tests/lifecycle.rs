@@ -5,11 +5,11 @@ mod support;
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use session::store::{ChangeSet, Update};
 use session::{
-    ChangeSet, Error, MaxAgeUpdate, Session, SessionConfig, SessionEvent, SessionManager,
-    SessionStore, StoreKey,
+    Error, Session, SessionConfig, SessionEvent, SessionManager, SessionStore, StoreKey,
 };
 use support::{Browser, Call, Recording};
 
@@ -26,7 +26,7 @@ const ONE_DAY: i64 = 24 * 60 * 60;
 
 fn setup(config: SessionConfig) -> (Recording, Browser) {
     let store = Recording::new();
-    let manager = SessionManager::new(store.clone(), config);
+    let manager = SessionManager::new(store.clone(), config).unwrap();
     (store, Browser::new(manager))
 }
 
@@ -41,25 +41,38 @@ async fn visit(
     browser.finish(request).await
 }
 
-/// The key of the only session committed since the last `take_calls`.
+/// The key the first write since the last `take_calls` left the session under.
 fn committed_key(calls: &[Call]) -> StoreKey {
     calls
         .iter()
         .find_map(|call| match call {
-            Call::Commit(key, _) => Some(key.clone()),
+            Call::Create(key, _) | Call::Update(key, _) | Call::Rekey(_, key, _) => {
+                Some(key.clone())
+            }
             _ => None,
         })
-        .expect("a commit")
+        .expect("a write")
 }
 
+/// The changes of every create, update and rekey.
 fn commits(calls: &[Call]) -> Vec<&ChangeSet> {
     calls
         .iter()
         .filter_map(|call| match call {
-            Call::Commit(_, changes) => Some(changes),
+            Call::Create(_, changes) | Call::Update(_, changes) | Call::Rekey(_, _, changes) => {
+                Some(changes)
+            }
             _ => None,
         })
         .collect()
+}
+
+/// Makes the session under `key` expire right away, as if its time had run out.
+async fn expire(store: &Recording, key: &StoreKey) {
+    let mut changes = ChangeSet::touch(Duration::from_secs(60));
+    changes.max_age = Update::Set(Some(Duration::from_millis(1)));
+    store.store.update(key, &changes).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
 }
 
 #[tokio::test]
@@ -176,8 +189,8 @@ async fn concurrent_commits_on_different_fields_of_one_session_both_survive() {
     a.set_user(Some("ann".into()));
     b.cart_mut().push("pear".into());
     // Both loaded before either committed: a whole-record store would lose one.
-    first.finish().await.unwrap();
-    second.finish().await.unwrap();
+    first.finish().await.result.unwrap();
+    second.finish().await.result.unwrap();
 
     visit(&mut browser, |shop| {
         assert_eq!(shop.user().as_deref(), Some("ann"));
@@ -203,7 +216,7 @@ async fn regenerate_changes_the_cookie_keeps_the_data_and_drops_the_old_record()
     assert_ne!(cookie.value(), old_cookie);
     let calls = store.take_writes();
     assert!(
-        matches!(&calls[0], Call::ChangeKey(from, _) if *from == old_key),
+        matches!(calls.as_slice(), [Call::Rekey(from, ..)] if *from == old_key),
         "{calls:?}"
     );
     assert_eq!(store.peek(&old_key).await, None, "the old record is gone");
@@ -235,7 +248,7 @@ async fn regenerate_without_changes_still_moves_the_session() {
     assert_ne!(Some(cookie.value().to_owned()), old);
     let calls = store.take_writes();
     assert!(
-        matches!(calls.as_slice(), [Call::ChangeKey(..), Call::Touch(..)]),
+        matches!(calls.as_slice(), [Call::Rekey(_, _, changes)] if changes.is_touch()),
         "{calls:?}"
     );
     visit(&mut browser, |shop| assert_eq!(shop.visits(), 3)).await;
@@ -269,8 +282,7 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
     // An expired record: move the last session's expiry into the past, then present it.
     let calls = store.take_calls();
     let key = committed_key(&calls[calls.len() - 1..]);
-    let past = SystemTime::now() - Duration::from_secs(1);
-    store.store.touch(&key, past).await.unwrap();
+    expire(&store, &key).await;
     let presented = browser.cookie.clone().unwrap();
     visit(&mut browser, |shop| {
         assert!(shop.is_new());
@@ -375,13 +387,9 @@ async fn a_field_that_no_longer_decodes_resets_alone_and_is_reported() {
     .await;
     let key = committed_key(&store.take_calls());
     // As if `visits` had been a string when this record was written.
-    let changes = ChangeSet {
-        set: vec![("visits", Bytes::from_static(br#""seven""#))],
-        remove: vec![],
-        expires_at: SystemTime::now() + Duration::from_secs(60),
-        max_age: MaxAgeUpdate::Keep,
-    };
-    store.store.commit(&key, &changes).await.unwrap();
+    let mut changes = ChangeSet::touch(Duration::from_secs(60));
+    changes.set = vec![("visits", Bytes::from_static(br#""seven""#))];
+    store.store.update(&key, &changes).await.unwrap();
 
     visit(&mut browser, |shop| {
         assert_eq!(shop.user().as_deref(), Some("ann"));
@@ -398,6 +406,21 @@ async fn a_field_that_no_longer_decodes_resets_alone_and_is_reported() {
     })
     .await;
     assert_eq!(*events.lock().unwrap(), ["visits"]);
+    let writes = store.take_writes();
+    assert_eq!(commits(&writes)[0].remove, ["visits"], "the stale bytes go");
+    assert!(!store
+        .peek(&key)
+        .await
+        .unwrap()
+        .fields
+        .contains_key("visits"));
+
+    visit(&mut browser, |shop| assert_eq!(shop.visits(), 0)).await;
+    assert_eq!(
+        *events.lock().unwrap(),
+        ["visits"],
+        "reported once, not on every request"
+    );
 }
 
 #[tokio::test]
@@ -407,7 +430,10 @@ async fn rolling_extends_and_resends_on_every_request() {
     store.take_calls();
     let cookie = visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await;
     assert!(cookie.is_some());
-    assert!(matches!(store.take_writes().as_slice(), [Call::Touch(..)]));
+    assert!(matches!(
+        store.take_writes().as_slice(),
+        [Call::Update(_, changes)] if changes.is_touch()
+    ));
 
     let (store, mut browser) = setup(SessionConfig::default());
     visit(&mut browser, |shop| shop.set_visits(1)).await;
@@ -421,9 +447,10 @@ async fn rolling_extends_and_resends_on_every_request() {
 
 #[tokio::test]
 async fn renew_extends_only_when_less_than_half_is_left() {
-    let (store, mut browser) = setup(SessionConfig::default().renew(true));
+    let max_age = Duration::from_secs(2);
+    let (store, mut browser) = setup(SessionConfig::default().renew(true).max_age(max_age));
     visit(&mut browser, |shop| shop.set_visits(1)).await;
-    let key = committed_key(&store.take_calls());
+    store.take_calls();
 
     assert_eq!(
         visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await,
@@ -434,15 +461,17 @@ async fn renew_extends_only_when_less_than_half_is_left() {
         "fresh sessions are not renewed"
     );
 
-    let soon = SystemTime::now() + Duration::from_secs(60);
-    store.store.touch(&key, soon).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let cookie = visit(&mut browser, |shop| assert_eq!(shop.visits(), 1)).await;
-    assert!(cookie.is_some(), "renewed sessions re-send their cookie");
+    let cookie = cookie.expect("renewed sessions re-send their cookie");
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(2));
     let writes = store.take_writes();
-    let [Call::Touch(_, expires_at)] = writes.as_slice() else {
-        panic!("expected one touch, got {writes:?}");
-    };
-    assert!(*expires_at > SystemTime::now() + Duration::from_secs(23 * 3600));
+    assert!(
+        matches!(writes.as_slice(), [Call::Update(_, changes)] if changes.is_touch()),
+        "expected one touch, got {writes:?}"
+    );
+    let record = store.peek(&committed_key(&writes)).await.unwrap();
+    assert!(record.ttl > Duration::from_millis(1500), "{:?}", record.ttl);
 }
 
 #[tokio::test]
@@ -468,7 +497,7 @@ async fn remember_me_survives_reloads_and_beats_browser_session_cookies() {
     let key = committed_key(&writes);
     assert_eq!(
         commits(&writes).last().unwrap().max_age,
-        MaxAgeUpdate::Set(Some(thirty_days))
+        Update::Set(Some(thirty_days))
     );
 
     // A later request that changes nothing still gets the session's own max-age.
@@ -480,7 +509,7 @@ async fn remember_me_survives_reloads_and_beats_browser_session_cookies() {
         Some(30 * ONE_DAY)
     );
     let record = store.peek(&key).await.unwrap();
-    assert!(record.expires_at > SystemTime::now() + Duration::from_secs(29 * 24 * 3600));
+    assert!(record.ttl > Duration::from_secs(29 * 24 * 3600));
 
     let cookie = visit(&mut browser, |shop| shop.set_max_age(None))
         .await
@@ -532,14 +561,10 @@ async fn save_mid_request_then_more_changes_commit_each_field_once() {
         ]
     );
     // Both commits went to the one session the cookie names.
-    let keys: Vec<_> = writes
-        .iter()
-        .map(|c| match c {
-            Call::Commit(key, _) => key.clone(),
-            other => panic!("unexpected {other:?}"),
-        })
-        .collect();
-    assert_eq!(keys[0], keys[1]);
+    let [Call::Create(created, _), Call::Update(updated, _)] = writes.as_slice() else {
+        panic!("expected a create then an update, got {writes:?}");
+    };
+    assert_eq!(created, updated);
     assert_eq!(browser.cookie.as_deref(), Some(cookie.value()));
 }
 
@@ -555,7 +580,7 @@ async fn custom_id_generators_are_used_and_checked() {
     let request = browser.request();
     request.session::<Shop>().await.unwrap().set_visits(1);
     assert!(matches!(
-        request.finish().await,
+        request.finish().await.result,
         Err(Error::InvalidGeneratedId)
     ));
 }
@@ -589,7 +614,7 @@ async fn store_failures_are_typed_errors_naming_the_operation() {
         matches!(
             error,
             Error::Store {
-                op: session::StoreOp::Commit,
+                op: session::StoreOp::Update,
                 ..
             }
         ),
@@ -672,7 +697,7 @@ async fn handles_are_clone_send_sync_and_work_across_await() {
     .await
     .unwrap();
     assert_eq!(shop.cart(), vec!["from a task".to_owned()]);
-    browser.finish(request).await.unwrap();
+    assert!(browser.finish(request).await.is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -696,12 +721,12 @@ async fn a_hanging_store_times_out_with_a_typed_error() {
     let request = browser.request();
     request.session::<Shop>().await.unwrap().set_visits(2);
     store.set_stalled(true);
-    let error = request.finish().await.unwrap_err();
+    let error = request.finish().await.result.unwrap_err();
     assert!(
         matches!(
             error,
             Error::StoreTimeout {
-                op: session::StoreOp::Commit,
+                op: session::StoreOp::Update,
                 ..
             }
         ),
@@ -768,7 +793,7 @@ async fn many_parallel_requests_each_changing_its_own_field_all_survive() {
                         6 => tabs.set_g(round),
                         _ => tabs.set_h(round),
                     }
-                    request.finish().await.unwrap();
+                    request.finish().await.result.unwrap();
                 })
             });
         for task in tasks.collect::<Vec<_>>() {
@@ -791,4 +816,43 @@ async fn many_parallel_requests_each_changing_its_own_field_all_survive() {
             "a concurrent change was lost in round {round}"
         );
     }
+}
+
+#[derive(Session, Default)]
+struct Profile {
+    user: Option<String>,
+}
+
+#[derive(Session, Default)]
+struct Legacy {
+    #[session(alias = "visits")]
+    count: u64,
+}
+
+#[tokio::test]
+async fn two_structs_sharing_a_stored_key_are_an_error_naming_both() {
+    let (_, browser) = setup(SessionConfig::default());
+    let request = browser.request();
+    request.session::<Shop>().await.unwrap();
+    let error = request.session::<Profile>().await.unwrap_err();
+    let Error::KeyClash { key, first, second } = &error else {
+        panic!("expected a key clash, got {error:?}");
+    };
+    assert_eq!(*key, "user");
+    assert!(
+        first.ends_with("Shop") && second.ends_with("Profile"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("namespace"), "{error}");
+
+    // Per manager, not per request; an alias counts as a key.
+    let request = browser.request();
+    assert!(matches!(
+        request.session::<Legacy>().await,
+        Err(Error::KeyClash { key: "visits", .. })
+    ));
+    assert!(
+        request.session::<Auth>().await.is_ok(),
+        "namespaced: no clash"
+    );
 }

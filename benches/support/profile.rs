@@ -88,11 +88,9 @@ pub(crate) async fn session_seed(manager: &SessionManager) -> Vec<String> {
         s.set_tos_version(p.tos_version);
         s.set_experiment(p.experiment);
         s.set_counter(p.counter);
-        let cookie = request
-            .finish()
-            .await
-            .unwrap()
-            .expect("a new session's cookie");
+        let finished = request.finish().await;
+        finished.result.unwrap();
+        let cookie = finished.cookie.expect("a new session's cookie");
         cookies.push(cookie.value().to_owned());
     }
     cookies

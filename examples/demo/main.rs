@@ -6,8 +6,6 @@
 
 mod app;
 
-use std::time::Duration;
-
 use session::{MemoryStore, SessionConfig, SessionManager};
 
 #[tokio::main]
@@ -20,8 +18,9 @@ async fn main() -> std::io::Result<()> {
 
     // Plain HTTP on localhost: browsers would drop a `Secure` cookie here.
     let config = SessionConfig::default().secure(false);
-    let sessions = SessionManager::new(MemoryStore::new(), config);
-    sessions.spawn_cleanup(Duration::from_secs(60));
+    // The memory store frees expired sessions by itself.
+    let sessions = SessionManager::new(MemoryStore::new(), config)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
 
     let port = match std::env::var("PORT") {
         Ok(port) => port.parse().map_err(|_| {

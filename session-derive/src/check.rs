@@ -4,17 +4,12 @@ use std::collections::HashMap;
 
 use crate::ast::{Container, Field};
 use crate::ctxt::Ctxt;
+use crate::handle_methods::SESSION_METHODS;
 
-/// The methods a `Session<T>` answers itself, inherent or through traits in
-/// the prelude or its `Deref`/`Debug`/`Clone` impls. An accessor with one of
-/// these names would be shadowed by the handle's own method.
-const HANDLE_METHODS: &[&str] = &[
-    "is_new",
-    "destroy",
-    "regenerate",
-    "set_max_age",
-    "max_age",
-    "save",
+/// The methods a `Session<T>` answers through traits in the prelude or its
+/// `Deref`/`Debug`/`Clone` impls; its own are in `handle_methods.rs`. An
+/// accessor with one of these names would be shadowed by the handle's method.
+const TRAIT_METHODS: &[&str] = &[
     "clone",
     "clone_from",
     "clone_into",
@@ -24,6 +19,10 @@ const HANDLE_METHODS: &[&str] = &[
     "deref",
     "fmt",
 ];
+
+fn is_handle_method(name: &str) -> bool {
+    SESSION_METHODS.contains(&name) || TRAIT_METHODS.contains(&name)
+}
 
 pub(crate) fn check(cx: &Ctxt, cont: &Container<'_>) {
     check_key(cx, cont);
@@ -142,7 +141,7 @@ fn check_accessor_names(cx: &Ctxt, cont: &Container<'_>) {
 
         let shadowed: Vec<String> = names
             .iter()
-            .filter(|(name, _)| HANDLE_METHODS.contains(&name.as_str()))
+            .filter(|(name, _)| is_handle_method(name))
             .map(|(name, _)| format!("`{name}()`"))
             .collect();
         if !shadowed.is_empty() {

@@ -28,14 +28,17 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #private::SessionData for #ident {
-                type Accessors = #accessors;
-
+            impl #private::SessionSchema for #ident {
                 const FIELDS: &'static [#private::StoredField<Self>] = &[#(#fields),*];
 
                 fn new_default() -> Self {
                     #new_default
                 }
+            }
+
+            #[automatically_derived]
+            impl #private::SessionData for #ident {
+                type Accessors = #accessors;
             }
 
             #accessor_type
@@ -68,12 +71,16 @@ pub(crate) fn fallback(cont: &Container<'_>) -> TokenStream {
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #private::SessionData for #ident {
-                type Accessors = #accessors;
+            impl #private::SessionSchema for #ident {
                 const FIELDS: &'static [#private::StoredField<Self>] = &[];
                 fn new_default() -> Self {
                     ::core::unimplemented!()
                 }
+            }
+
+            #[automatically_derived]
+            impl #private::SessionData for #ident {
+                type Accessors = #accessors;
             }
 
             #accessor_type
@@ -318,6 +325,8 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
 
+    // Qualified, so that a type that is not `Clone` is reported at it.
+    let copy = quote_spanned!(span=> <#ty as ::core::clone::Clone>::clone(&#s.#member));
     let docs = &field.docs;
     let (get_doc, get_body) = if field.attrs.flash.is_some() {
         let default = match field_default(cont, field) {
@@ -336,13 +345,11 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
             quote!(self.raw.take(#stored, |#s| #take)),
         )
     } else {
-        // Qualified, so that a type that is not `Clone` is reported at it.
-        let clone = quote_spanned!(span=> <#ty as ::core::clone::Clone>::clone(&#s.#member));
         let doc = match field.stored {
             Some(_) => format!("Returns a clone of `{name}`, stored under `{}`.", field.key),
             None => format!("Returns a clone of `{name}` (never stored)."),
         };
-        (doc, quote!(self.raw.get(#stored, |#s| #clone)))
+        (doc, quote!(self.raw.get(#stored, |#s| #copy)))
     };
     // The field's own docs stand for the getter; the generated line is added
     // when there are none, or when it says something they cannot (flash).
@@ -358,8 +365,8 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
         None => format!("Replaces `{name}` (never stored)."),
     };
     let mut_doc = format!(
-        "Changes `{name}` in place. The guard holds the session's lock until dropped: keep it \
-         to one statement or a short block, and not across an `.await`."
+        "Changes `{name}` in place: the guard holds a copy, written back when it is dropped. \
+         It holds no lock, so the session stays usable meanwhile."
     );
 
     quote! {
@@ -378,7 +385,7 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
         #[doc = #mut_doc]
         #[inline]
         #vis fn #mutter(&self) -> #private::FieldMut<'_, #ident, #ty> {
-            self.raw.field_mut(#stored, |#s| &#s.#member, |#s| &mut #s.#member)
+            self.raw.field_mut(#stored, |#s| #copy, |#s, #value| #s.#member = #value)
         }
     }
 }

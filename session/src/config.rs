@@ -4,16 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cookie::{Cookie, SameSite};
+use cookie::SameSite;
 
+use crate::error::Error;
 use crate::event::SessionEvent;
 use crate::id::IdGenerator;
+use crate::store::MAX_LIFETIME;
 
 const ONE_DAY: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The longest a session may live: browsers cap a cookie's `Max-Age` at 400
-/// days (RFC 6265bis), so a longer session would outlive its cookie.
-pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 
 /// How sessions live and how their cookie looks. Start from
 /// [`SessionConfig::default()`] and change what you need:
@@ -31,14 +29,14 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60
 #[derive(Clone)]
 pub struct SessionConfig {
     pub(crate) cookie_name: String,
-    path: String,
-    domain: Option<String>,
-    secure: bool,
-    http_only: bool,
-    same_site: SameSite,
-    partitioned: bool,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) partitioned: bool,
     pub(crate) max_age: Duration,
-    browser_session: bool,
+    pub(crate) browser_session: bool,
     pub(crate) rolling: bool,
     pub(crate) renew: bool,
     pub(crate) auto_commit: bool,
@@ -195,46 +193,26 @@ impl SessionConfig {
         }
     }
 
-    /// The cookie that hands `id` to the client; `max_age` `None` makes it a
-    /// browser-session cookie.
-    pub(crate) fn cookie(&self, id: &str, max_age: Option<Duration>) -> Cookie<'static> {
-        let mut cookie = self.base_cookie(id.to_owned());
-        if let Some(max_age) = max_age {
-            let max_age =
-                cookie::time::Duration::try_from(max_age).unwrap_or(cookie::time::Duration::MAX);
-            cookie.set_max_age(max_age);
-            // `Expires` too, for clients that predate `Max-Age`.
-            if let Some(expires) = cookie::time::OffsetDateTime::now_utc().checked_add(max_age) {
-                cookie.set_expires(expires);
-            }
+    /// Refuses values that would make a broken or unsafe cookie or session,
+    /// naming the option.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let invalid = |option, reason| Err(Error::InvalidConfig { option, reason });
+        if self.max_age.is_zero() {
+            return invalid("max_age", "must be longer than zero");
         }
-        cookie
-    }
-
-    /// The cookie that makes the client forget its session.
-    pub(crate) fn removal_cookie(&self) -> Cookie<'static> {
-        let mut cookie = self.base_cookie(String::new());
-        cookie.make_removal();
-        cookie
-    }
-
-    fn base_cookie(&self, value: String) -> Cookie<'static> {
-        let mut cookie = Cookie::new(self.cookie_name.clone(), value);
-        cookie.set_path(self.path.clone());
-        if let Some(domain) = &self.domain {
-            cookie.set_domain(domain.clone());
+        if self.store_timeout.is_some_and(|limit| limit.is_zero()) {
+            return invalid(
+                "store_timeout",
+                "must be longer than zero (`None` waits forever)",
+            );
         }
-        cookie.set_secure(self.secure);
-        cookie.set_http_only(self.http_only);
-        cookie.set_same_site(self.same_site);
-        cookie.set_partitioned(self.partitioned);
-        cookie
+        crate::cookie::validate(self)
     }
 
-    /// The cookie's `Max-Age` for a session whose lifetime is `max_age` and
-    /// whose own override is `custom`.
-    pub(crate) fn cookie_max_age(&self, max_age: Duration, custom: bool) -> Option<Duration> {
-        (custom || !self.browser_session).then_some(max_age)
+    /// The `Max-Age` of the cookie for a session with `ttl` left and, if
+    /// `custom`, a max-age of its own.
+    pub(crate) fn cookie_ttl(&self, ttl: Duration, custom: bool) -> Option<Duration> {
+        (custom || !self.browser_session).then_some(ttl)
     }
 }
 

@@ -1,38 +1,21 @@
-//! The contract between `#[derive(Session)]` and the runtime.
+//! What `#[derive(Session)]` tells the runtime about a struct's fields.
 //!
-//! Users never implement these by hand: the derive writes them. They are public
-//! so that the generated code can name them, and documented so that a reader of
-//! the expansion knows what each piece is for.
+//! Users never implement this by hand: the derive writes it. It is public so
+//! that the generated code can name it, and documented so that a reader of the
+//! expansion knows what each piece is for.
 
 use crate::codec::CodecError;
-use crate::handle::RawHandle;
 
-/// A struct that can be stored as a typed session.
-///
-/// Implemented by `#[derive(Session)]`; see the [crate docs](crate) for the
-/// attributes it accepts.
-pub trait SessionData: Sized + Send + Sync + 'static {
-    /// The type that carries the generated accessors; `Session<Self>` derefs to it.
-    #[doc(hidden)]
-    type Accessors: Accessors<Self>;
-
+/// The stored fields of a session struct: how each reaches the store, and
+/// what a session that holds nothing looks like.
+#[doc(hidden)]
+pub trait SessionSchema: Sized + Send + Sync + 'static {
     /// The stored fields, in declaration order. A field's index in this slice
-    /// is the index the accessors pass to [`RawHandle`].
-    #[doc(hidden)]
+    /// is the index the accessors pass to the handle.
     const FIELDS: &'static [StoredField<Self>];
 
     /// The value of a session that holds nothing yet: every field at its default.
-    #[doc(hidden)]
     fn new_default() -> Self;
-}
-
-/// The generated accessor type: a thin wrapper around a [`RawHandle`].
-#[doc(hidden)]
-pub trait Accessors<T: SessionData>: Clone + Send + Sync + 'static {
-    /// Wraps the untyped handle.
-    fn from_raw(raw: RawHandle<T>) -> Self;
-    /// The untyped handle, for the methods `Session<T>` offers itself.
-    fn raw(&self) -> &RawHandle<T>;
 }
 
 /// How one field of `T` reaches the store.
@@ -49,4 +32,11 @@ pub struct StoredField<T> {
     pub encode: fn(&T) -> Result<Vec<u8>, CodecError>,
     /// Decodes stored bytes into the field; leaves it untouched on error.
     pub decode: fn(&mut T, &[u8]) -> Result<(), CodecError>,
+}
+
+impl<T> StoredField<T> {
+    /// The field's key followed by its aliases: every key it may be stored under.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.key).chain(self.aliases.iter().copied())
+    }
 }

@@ -1,17 +1,43 @@
 //! The one error type of the crate.
 
-use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 use crate::codec::CodecError;
+use crate::store::BoxError;
 
-/// Everything that can go wrong while loading or committing a session.
+/// Everything that can go wrong while setting up, loading or committing
+/// sessions.
 ///
 /// A field that fails to *decode* is not an error: it falls back to its
 /// default and is reported as [`SessionEvent::FieldReset`](crate::SessionEvent).
+/// With the `axum` feature, `Error` is an `IntoResponse`, so handlers can use
+/// `?` on it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A configuration value would make a broken or unsafe cookie.
+    #[error("invalid session option `{option}`: {reason}")]
+    InvalidConfig {
+        /// The [`SessionConfig`](crate::SessionConfig) option.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two session structs used with one manager store a field under the same
+    /// key, which would silently merge them.
+    #[error(
+        "session structs `{first}` and `{second}` both use the stored key `{key}`; \
+         give one of them a `#[session(namespace = \"...\")]` or another key"
+    )]
+    KeyClash {
+        /// The shared key.
+        key: &'static str,
+        /// The struct first used with the manager.
+        first: &'static str,
+        /// The struct that clashes with it.
+        second: &'static str,
+    },
     /// A field's codec could not encode its value at commit.
     #[error("could not encode session field `{field}`")]
     Encode {
@@ -28,7 +54,7 @@ pub enum Error {
         op: StoreOp,
         /// What the store's backend reported.
         #[source]
-        source: Box<dyn StdError + Send + Sync>,
+        source: BoxError,
     },
     /// The store did not answer within
     /// [`SessionConfig::store_timeout`](crate::SessionConfig::store_timeout).
@@ -37,7 +63,14 @@ pub enum Error {
         /// The operation that timed out.
         op: StoreOp,
         /// The limit it exceeded.
-        after: std::time::Duration,
+        after: Duration,
+    },
+    /// Every id drawn for a new session was already taken in the store: the
+    /// id generator repeats itself.
+    #[error("{attempts} session ids in a row were already taken; the id generator repeats itself")]
+    IdsExhausted {
+        /// How many ids were tried.
+        attempts: u32,
     },
     /// A custom id generator produced an id that would not survive a round
     /// trip through a cookie (empty, too long, or not URL-safe).
@@ -46,17 +79,7 @@ pub enum Error {
     /// The operating system's random number generator failed, so no safe id
     /// could be made.
     #[error("the operating system's random number generator failed")]
-    Random(#[source] Box<dyn StdError + Send + Sync>),
-}
-
-impl Error {
-    /// Wraps a store backend's error, naming the operation that failed.
-    pub fn store(op: StoreOp, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self::Store {
-            op,
-            source: source.into(),
-        }
-    }
+    Random(#[source] BoxError),
 }
 
 /// The store operations, as named in [`Error::Store`].
@@ -65,16 +88,18 @@ impl Error {
 pub enum StoreOp {
     /// [`SessionStore::load`](crate::SessionStore::load)
     Load,
-    /// [`SessionStore::commit`](crate::SessionStore::commit)
-    Commit,
-    /// [`SessionStore::touch`](crate::SessionStore::touch)
-    Touch,
+    /// [`SessionStore::create`](crate::SessionStore::create)
+    Create,
+    /// [`SessionStore::update`](crate::SessionStore::update)
+    Update,
+    /// [`SessionStore::rekey`](crate::SessionStore::rekey)
+    Rekey,
     /// [`SessionStore::delete`](crate::SessionStore::delete)
     Delete,
-    /// [`SessionStore::change_key`](crate::SessionStore::change_key)
-    ChangeKey,
-    /// [`SessionStore::delete_expired`](crate::SessionStore::delete_expired)
-    DeleteExpired,
+    /// [`SessionStore::list_owned`](crate::SessionStore::list_owned)
+    ListOwned,
+    /// [`SessionStore::delete_owned`](crate::SessionStore::delete_owned)
+    DeleteOwned,
 }
 
 impl fmt::Display for StoreOp {
@@ -82,11 +107,12 @@ impl fmt::Display for StoreOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Load => "load a session",
-            Self::Commit => "commit a session",
-            Self::Touch => "extend a session",
+            Self::Create => "create a session",
+            Self::Update => "update a session",
+            Self::Rekey => "move a session to a new id",
             Self::Delete => "delete a session",
-            Self::ChangeKey => "move a session to a new id",
-            Self::DeleteExpired => "delete expired sessions",
+            Self::ListOwned => "list a user's sessions",
+            Self::DeleteOwned => "delete a user's sessions",
         })
     }
 }

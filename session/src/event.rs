@@ -2,29 +2,34 @@
 
 use crate::codec::CodecError;
 
-/// Noteworthy things the runtime noticed while loading a session. Each is
-/// logged with `tracing` and passed to the hook set with
+/// Noteworthy things the runtime noticed about a session. Each is logged with
+/// `tracing` and passed to the hook set with
 /// [`SessionConfig::on_event`](crate::SessionConfig::on_event).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// The client presented something that cannot be a session id; a fresh
-    /// session was started.
+    /// The client presented something that cannot be a session id; it was
+    /// ignored.
     MalformedId,
-    /// The presented id matches no stored session (unknown, deleted or
-    /// already cleaned up); a fresh session was started.
+    /// The presented id matches no live session (unknown, expired, deleted
+    /// or cleaned up); it was ignored, and a fresh session was started if no
+    /// other presented id loaded.
     Missed,
-    /// The presented session had expired; a fresh session was started.
-    Expired,
     /// A stored field could not be decoded (its type changed since it was
-    /// written): it took its default, and the rest of the session was kept.
-    /// Fields are decoded when first used, so this comes then, not at load.
+    /// written): it took its default, the rest of the session was kept, and
+    /// the stale value is removed at the next commit. Fields are decoded when
+    /// first used, so this comes then, not at load.
     FieldReset {
         /// The stored key of the field.
         field: &'static str,
         /// Why decoding failed.
         error: CodecError,
     },
+    /// Another request destroyed this session, moved it to a new id, or it
+    /// expired, after this request loaded it and before it committed. This
+    /// request's changes were dropped and its response carries no session
+    /// cookie: a session that is gone never comes back.
+    Gone,
 }
 
 impl SessionEvent {
@@ -32,9 +37,11 @@ impl SessionEvent {
         match self {
             Self::MalformedId => tracing::debug!("malformed session id presented"),
             Self::Missed => tracing::debug!("unknown session id presented"),
-            Self::Expired => tracing::debug!("expired session presented"),
             Self::FieldReset { field, error } => {
                 tracing::warn!(field, %error, "session field could not be decoded; reset to its default")
+            }
+            Self::Gone => {
+                tracing::info!("session ended by another request before this one committed; its changes were dropped")
             }
         }
     }

@@ -1,14 +1,44 @@
 //! The handle a handler holds: `Session<T>`, and what its accessors call.
+//!
+//! No lock of the crate is ever held while user code runs: every accessor
+//! takes the request's lock for its own few statements, and the `*_mut()`
+//! guard works on a copy of the field that it writes back when dropped. So
+//! any mix of accessors and handle methods, in any order, from any task,
+//! cannot deadlock.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use crate::data::{Accessors, SessionData};
+use crate::data::SessionSchema;
 use crate::error::Error;
-use crate::lifecycle::slot::{Slot, SlotState};
+use crate::id::PublicId;
 use crate::lifecycle::RequestSession;
+
+/// A struct that can be used as `Session<Self>`.
+///
+/// Implemented by `#[derive(Session)]`; see the [crate docs](crate) for the
+/// attributes it accepts.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a session struct",
+    label = "`{Self}` does not derive `Session`",
+    note = "add `#[derive(Session)]` to the definition of `{Self}`"
+)]
+pub trait SessionData: SessionSchema {
+    /// The type that carries the generated accessors; `Session<Self>` derefs to it.
+    #[doc(hidden)]
+    type Accessors: Accessors<Self>;
+}
+
+/// The generated accessor type: a thin wrapper around a [`RawHandle`].
+#[doc(hidden)]
+pub trait Accessors<T: SessionData>: Clone + Send + Sync + 'static {
+    /// Wraps the untyped handle.
+    fn from_raw(raw: RawHandle<T>) -> Self;
+    /// The untyped handle, for the methods `Session<T>` offers itself.
+    fn raw(&self) -> &RawHandle<T>;
+}
 
 /// A typed session, handed to a handler.
 ///
@@ -19,39 +49,33 @@ use crate::lifecycle::RequestSession;
 /// its encoded bytes differ from what was loaded.
 ///
 /// The handle is cheap to clone, `Send + Sync`, and may be held across
-/// `.await`. The guard returned by a `*_mut()` accessor may not: it holds the
-/// session's lock, so keep it to one statement or a short block.
+/// `.await`, as may the guard of a `*_mut()` accessor.
 pub struct Session<T: SessionData> {
     accessors: T::Accessors,
 }
 
 impl<T: SessionData> Session<T> {
-    pub(crate) fn new(raw: RawHandle<T>) -> Self {
-        Self {
-            accessors: T::Accessors::from_raw(raw),
-        }
-    }
-
     fn request(&self) -> &RequestSession {
         &self.accessors.raw().request
     }
 
     /// Whether this session is not in the store yet: the client presented no
-    /// valid session, or it was destroyed during this request.
+    /// live session, or it was destroyed during this request.
     pub fn is_new(&self) -> bool {
         self.request().is_new()
     }
 
-    /// Ends the session: its record is deleted at commit and the client gets a
-    /// removal cookie. Fields set afterwards in the same request start a fresh
-    /// session with a new id.
+    /// Ends the whole session, every struct of it: its record is deleted at
+    /// commit and the client gets a removal cookie. Fields set afterwards in
+    /// the same request start a fresh session with a new id.
     pub fn destroy(&self) {
         self.request().destroy();
     }
 
     /// Moves the session to a new id at commit, keeping its data and deleting
-    /// the old record. Call it when privileges change (log in, log out) so that
-    /// an id planted before cannot ride along (session fixation).
+    /// the old record in the same store operation. Call it when privileges
+    /// change (log in, log out) so that an id planted before cannot ride
+    /// along (session fixation). Whoever holds the old id reaches nothing.
     pub fn regenerate(&self) {
         self.request().regenerate();
     }
@@ -72,12 +96,59 @@ impl<T: SessionData> Session<T> {
         self.request().max_age()
     }
 
+    /// The user this session is bound to, if any.
+    pub fn owner(&self) -> Option<String> {
+        self.request().owner()
+    }
+
+    /// Binds the session to a user (`None` unbinds it), so that the user's
+    /// sessions can be listed and revoked with
+    /// [`SessionManager::sessions_of`](crate::SessionManager::sessions_of) and
+    /// its siblings. Stored at commit; [`regenerate`](Self::regenerate) keeps
+    /// it, and destroying or expiring the session removes it from the list.
+    pub fn set_owner(&self, owner: Option<&str>) {
+        self.request().set_owner(owner);
+    }
+
+    /// This session's public id, as the owner's session list shows it; `None`
+    /// while the session is not stored.
+    pub fn public_id(&self) -> Option<PublicId> {
+        self.request().public_id()
+    }
+
+    /// Ends every other session of this session's owner ("log out other
+    /// devices") right away, and returns how many it ended. Without an owner
+    /// it ends nothing.
+    pub async fn revoke_other_sessions(&self) -> Result<u64, Error> {
+        self.request().revoke_other_sessions().await
+    }
+
     /// Commits now instead of at the end of the request: writes the changed
     /// fields and prepares the cookie the response will carry. Required when
     /// auto-commit is turned off; harmless otherwise (the final commit then
     /// has nothing left to write).
     pub async fn save(&self) -> Result<(), Error> {
         self.request().save().await
+    }
+}
+
+impl RequestSession {
+    /// The typed session `T` of this request, loading the session on first use.
+    /// Every call for the same `T` shares one state; different structs share
+    /// one store load.
+    ///
+    /// Fails with [`Error::KeyClash`] if `T` stores a field under a key that
+    /// another struct used with the same manager stores under too.
+    pub async fn session<T: SessionData>(&self) -> Result<Session<T>, Error> {
+        let slot = self.slot::<T>().await?;
+        let raw = RawHandle {
+            request: self.clone(),
+            slot,
+            _type: PhantomData,
+        };
+        Ok(Session {
+            accessors: T::Accessors::from_raw(raw),
+        })
     }
 }
 
@@ -109,95 +180,118 @@ impl<T: SessionData> fmt::Debug for Session<T> {
 /// What generated accessors call: typed access to one struct's slot in the
 /// request's session, with dirty tracking by field index.
 ///
-/// `stored` arguments are the field's index in [`SessionData::FIELDS`], or
-/// `None` for `skip` fields, which are never tracked.
+/// `stored` arguments are the field's index in [`SessionSchema::FIELDS`], or
+/// `None` for `skip` fields, which are never tracked. The closures passed in
+/// are the generated code's own: a clone, an assignment, a `mem::replace`.
 #[doc(hidden)]
-pub struct RawHandle<T: SessionData> {
-    slot: Arc<Slot<T>>,
+pub struct RawHandle<T> {
     request: RequestSession,
+    slot: usize,
+    _type: PhantomData<fn() -> T>,
 }
 
 impl<T: SessionData> RawHandle<T> {
-    pub(crate) fn new(slot: Arc<Slot<T>>, request: RequestSession) -> Self {
-        Self { slot, request }
-    }
-
     /// Reads through `read`; never marks anything dirty.
     pub fn get<R>(&self, stored: Option<usize>, read: impl FnOnce(&T) -> R) -> R {
-        let mut state = self.slot.lock();
-        state.decode(stored, self.request.config());
-        read(&state.value)
+        let (value, event) = self
+            .request
+            .with_slot(self.slot, |slot| slot.read(stored, read));
+        if let Some(event) = event {
+            self.request.config().emit(event);
+        }
+        value
     }
 
     /// Writes through `write` and marks the field dirty.
     pub fn set(&self, stored: Option<usize>, write: impl FnOnce(&mut T)) {
-        let mut state = self.slot.lock();
-        state.mark_touched(stored);
-        write(&mut state.value);
+        self.request
+            .with_slot(self.slot, |slot| slot.write(stored, write));
     }
 
     /// Reads a flash field through `take` (which leaves the default behind):
     /// the field is removed from the store at commit unless set again.
     pub fn take<R>(&self, stored: Option<usize>, take: impl FnOnce(&mut T) -> R) -> R {
-        let mut state = self.slot.lock();
-        state.decode(stored, self.request.config());
-        state.mark_consumed(stored);
-        take(&mut state.value)
+        let (value, event) = self
+            .request
+            .with_slot(self.slot, |slot| slot.take(stored, take));
+        if let Some(event) = event {
+            self.request.config().emit(event);
+        }
+        value
     }
 
-    /// A guard for changing a field in place; the field is marked dirty (and
-    /// compared by its encoding at commit, so an unchanged value costs nothing).
+    /// A guard holding a copy of a field, written back (and so marked dirty)
+    /// when dropped; compared by its encoding at commit, so an unchanged
+    /// value costs nothing.
     pub fn field_mut<F>(
         &self,
         stored: Option<usize>,
-        project: fn(&T) -> &F,
-        project_mut: fn(&mut T) -> &mut F,
+        copy: fn(&T) -> F,
+        put: fn(&mut T, F),
     ) -> FieldMut<'_, T, F> {
-        let mut state = self.slot.lock();
-        state.decode(stored, self.request.config());
-        state.mark_touched(stored);
         FieldMut {
-            state,
-            project,
-            project_mut,
+            raw: self,
+            stored,
+            value: Some(self.get(stored, copy)),
+            put,
         }
     }
 }
 
-impl<T: SessionData> Clone for RawHandle<T> {
+impl<T> Clone for RawHandle<T> {
     fn clone(&self) -> Self {
         Self {
-            slot: Arc::clone(&self.slot),
             request: self.request.clone(),
+            slot: self.slot,
+            _type: PhantomData,
         }
     }
 }
 
-impl<T: SessionData> fmt::Debug for RawHandle<T> {
+impl<T> fmt::Debug for RawHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawHandle").finish_non_exhaustive()
     }
 }
 
 /// In-place access to one field, returned by the generated `*_mut()`
-/// accessors. It holds the session's lock until dropped.
+/// accessors. It holds a copy of the field, not a lock, and writes it back
+/// when dropped, so the session stays usable meanwhile (a getter inside
+/// `session.cart_mut().push(session.item())` is fine) and the guard may
+/// cross an `.await`. A change made to the same field through another
+/// accessor while the guard lives is replaced by the guard's value.
 pub struct FieldMut<'a, T: SessionData, F> {
-    state: MutexGuard<'a, SlotState<T>>,
-    project: fn(&T) -> &F,
-    project_mut: fn(&mut T) -> &mut F,
+    raw: &'a RawHandle<T>,
+    stored: Option<usize>,
+    /// Always `Some` until the guard is dropped.
+    value: Option<F>,
+    put: fn(&mut T, F),
 }
 
 impl<T: SessionData, F> Deref for FieldMut<'_, T, F> {
     type Target = F;
 
     fn deref(&self) -> &F {
-        (self.project)(&self.state.value)
+        self.value
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the value leaves only on drop"))
     }
 }
 
 impl<T: SessionData, F> DerefMut for FieldMut<'_, T, F> {
     fn deref_mut(&mut self) -> &mut F {
-        (self.project_mut)(&mut self.state.value)
+        self.value
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("the value leaves only on drop"))
+    }
+}
+
+impl<T: SessionData, F> Drop for FieldMut<'_, T, F> {
+    fn drop(&mut self) {
+        if let Some(value) = self.value.take() {
+            let put = self.put;
+            self.raw.set(self.stored, |data| put(data, value));
+        }
     }
 }
 

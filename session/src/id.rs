@@ -71,6 +71,46 @@ impl fmt::Display for StoreKey {
     }
 }
 
+/// An opaque, stable name for one stored session, safe to show to its user
+/// (a "your devices" page) or to put in a URL: it is neither the session id
+/// nor the cookie's value, and neither can be worked out from it. Listing an
+/// owner's sessions gives one per session; revoking takes it back.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicId(String);
+
+impl PublicId {
+    /// The public id of the session under `key`.
+    pub(crate) fn of(key: &StoreKey) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"session public id\0")
+            .chain_update(key.as_str().as_bytes())
+            .finalize();
+        Self(URL_SAFE_NO_PAD.encode(&digest[..16]))
+    }
+
+    /// Wraps a public id received back from a client (a form, a URL).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The public id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PublicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for PublicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Makes new session ids.
 #[derive(Clone)]
 pub(crate) enum IdGenerator {
@@ -130,5 +170,16 @@ mod tests {
         assert!(key.as_str().starts_with("app:"));
         assert!(!key.as_str().contains("visible-id"));
         assert_eq!(key, StoreKey::for_id("app:", &id));
+    }
+
+    #[test]
+    fn public_ids_hide_the_key_and_are_stable() {
+        let id = SessionId::parse("visible-id").unwrap();
+        let key = StoreKey::for_id("", &id);
+        let public = PublicId::of(&key);
+        assert_eq!(public.as_str().len(), 22);
+        assert!(!key.as_str().contains(public.as_str()));
+        assert_eq!(public, PublicId::of(&key));
+        assert_ne!(public, PublicId::of(&StoreKey::new("other")));
     }
 }

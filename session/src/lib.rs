@@ -41,11 +41,14 @@
 //! # Accessors
 //!
 //! For a field `x: T` the handle offers `x() -> T` (a clone), `set_x(T)` and
-//! `x_mut()`, a guard for changing it in place. A `flash` field's getter takes
-//! the value out: it is gone from the session once read. The handle's own
-//! methods ([`Session::destroy`], [`Session::regenerate`],
-//! [`Session::set_max_age`], [`Session::save`], [`Session::is_new`]) manage the
-//! session itself.
+//! `x_mut()`, a guard for changing it in place. The guard holds a copy of the
+//! field, not a lock, and writes it back when dropped: the session stays
+//! usable meanwhile (`session.cart_mut().push(session.item())` is fine), and
+//! the guard may cross an `.await`. A `flash` field's getter takes the value
+//! out: it is gone from the session once read. The handle's own methods
+//! ([`Session::destroy`], [`Session::regenerate`], [`Session::set_max_age`],
+//! [`Session::set_owner`], [`Session::save`], [`Session::is_new`], …) manage
+//! the session itself; no field may have an accessor of the same name.
 //!
 //! # Attributes
 //!
@@ -66,16 +69,111 @@
 //! | `default` | absent fields take their value from the struct's `Default` |
 //! | `crate = "path"` | where the `session` crate is, when renamed |
 //!
+//! A session that holds nothing yet has every field at its default: the
+//! field type's `Default`, or the function named by `default = "path"`. With
+//! `#[session(default)]` on the struct, fields without a default of their own
+//! take it from the struct's `Default` impl instead, so then the struct needs
+//! `Default` and those fields' types need not. A `flash` field's getter
+//! leaves that default behind: `None` for an `Option`, an empty `Vec`, `0` —
+//! so flash fields are best `Option`s, which tell "no message" from an empty
+//! one.
+//!
 //! # Running it
 //!
-//! The [`lifecycle`] module is framework-agnostic; [`SessionLayer`] plugs it
-//! into axum. Stores implement [`SessionStore`]; [`MemoryStore`] is the
-//! embedded one.
+//! A [`SessionManager`] is a store and a [`SessionConfig`]; [`SessionLayer`]
+//! runs it around an axum (or any tower) service, and handlers take
+//! `Session<T>`. Build the manager yourself to keep a handle on it, for
+//! listing or revoking a user's sessions from outside a request:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionManager};
+//!
+//! #[derive(Session, Default)]
+//! struct Visits {
+//!     count: u64,
+//! }
+//!
+//! async fn count(visits: Session<Visits>) -> String {
+//!     visits.set_count(visits.count() + 1);
+//!     visits.count().to_string()
+//! }
+//!
+//! # fn main() -> Result<(), session::Error> {
+//! // `secure(false)` for plain-HTTP development only: browsers drop `Secure`
+//! // cookies sent over `http://` (localhost aside, in some browsers).
+//! let config = SessionConfig::default().secure(false);
+//! let sessions = SessionManager::new(MemoryStore::new(), config)?;
+//! let app: Router = Router::new()
+//!     .route("/", get(count))
+//!     .layer(SessionLayer::from_manager(sessions.clone()));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A configuration that would make a broken or injected `Set-Cookie` (a `;`
+//! in the path, an empty cookie name, a zero max-age) is refused right there,
+//! with [`Error::InvalidConfig`] naming the option. Handlers may return
+//! `Result<_, session::Error>` and use `?`: a store failure answers
+//! `503 Service Unavailable`, anything else `500`, and the details go to the
+//! log, not the client.
+//!
+//! The [`lifecycle`] module is framework-agnostic: an integration starts a
+//! request's session from its cookies and finishes it with the response.
+//! Stores implement [`SessionStore`] (see [`store`] for the contract);
+//! [`MemoryStore`] is the embedded one.
+//!
+//! # The session itself
+//!
+//! [`Session::destroy`] ends the whole session, every struct of it, and
+//! [`Session::regenerate`] moves it to a new id (call it at log-in and
+//! log-out). [`Session::set_max_age`] gives one session its own lifetime
+//! ("remember me"). Requests of one session may race: changes to different
+//! fields all land, a request that loaded a session another request destroyed
+//! or regenerated writes nothing ([`SessionEvent::Gone`]), and no request
+//! shortens a lifetime it did not change; see [`lifecycle`].
+//!
+//! # Per-user sessions
+//!
+//! [`Session::set_owner`] binds a session to a user. The manager then lists
+//! the user's live sessions ([`SessionManager::sessions_of`], each with a
+//! [`PublicId`] that is safe to show) and revokes one, all, or all but one;
+//! a handler can end the user's other sessions with
+//! [`Session::revoke_other_sessions`]:
+//!
+//! ```
+//! # use session::{MemoryStore, Session, SessionConfig, SessionManager};
+//! #[derive(Session, Default)]
+//! struct Auth {
+//!     user: Option<String>,
+//! }
+//!
+//! async fn log_in(auth: Session<Auth>, user: &str) {
+//!     auth.set_user(Some(user.to_owned()));
+//!     auth.set_owner(Some(user));
+//!     auth.regenerate();
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session::Error> {
+//! let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default())?;
+//! for _device in 0..2 {
+//!     let request = sessions.start(None);
+//!     log_in(request.session::<Auth>().await?, "ann").await;
+//!     request.finish().await.result?;
+//! }
+//! assert_eq!(sessions.sessions_of("ann").await?.len(), 2);
+//! // A password change: log out everywhere.
+//! assert_eq!(sessions.revoke_all("ann").await?, 2);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Features
 //!
 //! - `memory` (default): [`MemoryStore`].
-//! - `axum` (default): [`SessionLayer`] and the extractor.
+//! - `axum` (default): the `Session<T>` extractor for axum, with `tower`.
+//! - `tower`: [`SessionLayer`], for any `http`-based tower service.
 //! - `binary`: the [`Binary`] codec (postcard).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -83,6 +181,7 @@
 
 mod codec;
 mod config;
+mod cookie;
 mod data;
 mod error;
 mod event;
@@ -92,22 +191,23 @@ pub mod integrations;
 pub mod lifecycle;
 pub mod store;
 
+pub use ::cookie::{Cookie, SameSite};
 #[cfg(feature = "binary")]
 pub use codec::Binary;
 pub use codec::{Codec, CodecError, Json};
 pub use config::SessionConfig;
-pub use cookie::{Cookie, SameSite};
-pub use data::SessionData;
 pub use error::{Error, StoreOp};
 pub use event::SessionEvent;
-pub use handle::{FieldMut, Session};
-pub use id::StoreKey;
+pub use handle::{FieldMut, Session, SessionData};
+pub use id::{PublicId, StoreKey};
 #[cfg(feature = "axum")]
-pub use integrations::axum::{SessionLayer, SessionRejection};
-pub use lifecycle::{RequestSession, SessionManager};
+pub use integrations::axum::SessionRejection;
+#[cfg(feature = "tower")]
+pub use integrations::tower::SessionLayer;
+pub use lifecycle::{Finished, LiveSession, RequestSession, SessionManager};
 #[cfg(feature = "memory")]
 pub use store::MemoryStore;
-pub use store::{ChangeSet, Fields, MaxAgeUpdate, Record, SessionStore};
+pub use store::SessionStore;
 
 /// Derives [`SessionData`], making the struct usable as `Session<Self>`.
 /// See the [crate docs](crate#attributes) for its attributes.
@@ -117,8 +217,8 @@ pub use session_derive::Session;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec::{Codec, CodecError, Json};
-    pub use crate::data::{Accessors, SessionData, StoredField};
-    pub use crate::handle::{FieldMut, RawHandle};
+    pub use crate::data::{SessionSchema, StoredField};
+    pub use crate::handle::{Accessors, FieldMut, RawHandle, SessionData};
 }
 
 /// The README's example, compiled with the doctests so that it cannot rot.

@@ -1,34 +1,60 @@
 //! Shared by the integration tests: a store wrapper that records what the
-//! store was asked to do, around the real memory store.
+//! store was asked to do, around the real memory store, and can be told to
+//! fail or to hold writes; and a browser-like client of the lifecycle.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod conformance;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use async_trait::async_trait;
-use session::{ChangeSet, Error, MemoryStore, Record, SessionStore, StoreKey, StoreOp};
+use session::store::{BoxError, ChangeSet, Created, Moved, OwnedSession, Record, Updated};
+use session::{Finished, MemoryStore, SessionStore, StoreKey};
+use tokio::sync::Semaphore;
 
 /// One call a store received.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     Load(StoreKey),
-    Commit(StoreKey, ChangeSet),
-    Touch(StoreKey, SystemTime),
+    Create(StoreKey, ChangeSet),
+    Update(StoreKey, ChangeSet),
+    Rekey(StoreKey, StoreKey, ChangeSet),
     Delete(StoreKey),
-    ChangeKey(StoreKey, StoreKey),
-    DeleteExpired,
+    ListOwned(String),
+    DeleteOwned(String, Option<StoreKey>),
 }
 
-/// A [`MemoryStore`] that logs every call, and can be told to fail.
-#[derive(Debug, Default, Clone)]
+/// A [`MemoryStore`] that logs every call, and can be told to fail, to hang,
+/// or to hold writes until the test lets them through.
+#[derive(Debug, Clone)]
 pub struct Recording {
     pub store: Arc<MemoryStore>,
     calls: Arc<Mutex<Vec<Call>>>,
     failing: Arc<AtomicBool>,
+    /// Calls numbered from `fail_from` up to `fail_until` fail.
+    fail_from: Arc<AtomicUsize>,
+    fail_until: Arc<AtomicUsize>,
     stalled: Arc<AtomicBool>,
+    /// When set, each write waits for a permit.
+    gate: Arc<Mutex<Option<Arc<Semaphore>>>>,
+    /// How many writes wait at the gate.
+    held: Arc<AtomicUsize>,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Self {
+            store: Arc::default(),
+            calls: Arc::default(),
+            failing: Arc::default(),
+            fail_from: Arc::new(AtomicUsize::new(usize::MAX)),
+            fail_until: Arc::new(AtomicUsize::new(usize::MAX)),
+            stalled: Arc::default(),
+            gate: Arc::default(),
+            held: Arc::default(),
+        }
+    }
 }
 
 impl Recording {
@@ -41,11 +67,11 @@ impl Recording {
         std::mem::take(&mut self.calls.lock().unwrap())
     }
 
-    /// The calls that write: everything but loads.
+    /// The calls that write: everything but loads and listings.
     pub fn take_writes(&self) -> Vec<Call> {
         self.take_calls()
             .into_iter()
-            .filter(|call| !matches!(call, Call::Load(_)))
+            .filter(|call| !matches!(call, Call::Load(_) | Call::ListOwned(_)))
             .collect()
     }
 
@@ -54,18 +80,70 @@ impl Recording {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Lets `calls` more calls through, then fails every one after them.
+    pub fn fail_after(&self, calls: usize) {
+        let received = self.calls.lock().unwrap().len();
+        self.fail_from.store(received + calls, Ordering::SeqCst);
+        self.fail_until.store(usize::MAX, Ordering::SeqCst);
+    }
+
+    /// Lets `calls` more calls through, fails the one after them, and lets
+    /// the rest through again.
+    pub fn fail_once_after(&self, calls: usize) {
+        let received = self.calls.lock().unwrap().len();
+        self.fail_from.store(received + calls, Ordering::SeqCst);
+        self.fail_until
+            .store(received + calls + 1, Ordering::SeqCst);
+    }
+
     /// Makes every following call hang forever (or answer again).
     pub fn set_stalled(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::SeqCst);
     }
 
-    async fn record(&self, call: Call, op: StoreOp) -> Result<(), Error> {
-        self.calls.lock().unwrap().push(call);
+    /// Makes every following write wait until [`release`](Self::release)
+    /// lets it through.
+    pub fn hold_writes(&self) {
+        *self.gate.lock().unwrap() = Some(Arc::new(Semaphore::new(0)));
+    }
+
+    /// Lets one held write through, and stops holding later ones.
+    pub fn release(&self) {
+        if let Some(gate) = self.gate.lock().unwrap().take() {
+            gate.add_permits(1);
+        }
+    }
+
+    /// Waits until a write is held at the gate.
+    pub async fn until_held(&self) {
+        while self.held.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn record(&self, call: Call) -> Result<(), BoxError> {
+        let writes = !matches!(call, Call::Load(_) | Call::ListOwned(_));
+        let index = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(call);
+            calls.len() - 1
+        };
+        if writes {
+            let gate = self.gate.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                gate.acquire().await.unwrap().forget();
+                self.held.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         if self.stalled.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(Error::store(op, "the store is down (test)"));
+        let failing = (self.fail_from.load(Ordering::SeqCst)
+            ..self.fail_until.load(Ordering::SeqCst))
+            .contains(&index);
+        if failing || self.failing.load(Ordering::SeqCst) {
+            return Err("the store is down (test)".into());
         }
         Ok(())
     }
@@ -78,42 +156,49 @@ impl Recording {
 
 #[async_trait]
 impl SessionStore for Recording {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
-        self.record(Call::Load(key.clone()), StoreOp::Load).await?;
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, BoxError> {
+        self.record(Call::Load(key.clone())).await?;
         self.store.load(key).await
     }
 
-    async fn commit(&self, key: &StoreKey, changes: &ChangeSet) -> Result<(), Error> {
-        self.record(Call::Commit(key.clone(), changes.clone()), StoreOp::Commit)
+    async fn create(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Created, BoxError> {
+        self.record(Call::Create(key.clone(), changes.clone()))
             .await?;
-        self.store.commit(key, changes).await
+        self.store.create(key, changes).await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<(), Error> {
-        self.record(Call::Touch(key.clone(), expires_at), StoreOp::Touch)
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Updated, BoxError> {
+        self.record(Call::Update(key.clone(), changes.clone()))
             .await?;
-        self.store.touch(key, expires_at).await
+        self.store.update(key, changes).await
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), Error> {
-        self.record(Call::Delete(key.clone()), StoreOp::Delete)
+    async fn rekey(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &ChangeSet,
+        whole: &Record,
+    ) -> Result<Moved, BoxError> {
+        self.record(Call::Rekey(from.clone(), to.clone(), changes.clone()))
             .await?;
+        self.store.rekey(from, to, changes, whole).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), BoxError> {
+        self.record(Call::Delete(key.clone())).await?;
         self.store.delete(key).await
     }
 
-    async fn change_key(&self, from: &StoreKey, to: &StoreKey) -> Result<(), Error> {
-        self.record(
-            Call::ChangeKey(from.clone(), to.clone()),
-            StoreOp::ChangeKey,
-        )
-        .await?;
-        self.store.change_key(from, to).await
+    async fn list_owned(&self, owner: &str) -> Result<Vec<OwnedSession>, BoxError> {
+        self.record(Call::ListOwned(owner.to_owned())).await?;
+        self.store.list_owned(owner).await
     }
 
-    async fn delete_expired(&self) -> Result<u64, Error> {
-        self.record(Call::DeleteExpired, StoreOp::DeleteExpired)
+    async fn delete_owned(&self, owner: &str, keep: Option<&StoreKey>) -> Result<u64, BoxError> {
+        self.record(Call::DeleteOwned(owner.to_owned(), keep.cloned()))
             .await?;
-        self.store.delete_expired().await
+        self.store.delete_owned(owner, keep).await
     }
 }
 
@@ -138,12 +223,28 @@ impl Browser {
         self.manager.start(self.cookie.clone())
     }
 
-    /// Finishes a request and keeps (or drops) the cookie it set.
+    /// Finishes a request that must succeed and keeps (or drops) the cookie
+    /// it set.
     pub async fn finish(
         &mut self,
         request: session::RequestSession,
     ) -> Option<session::Cookie<'static>> {
-        let cookie = request.finish().await.expect("commit succeeds");
+        let finished = request.finish().await;
+        finished.result.expect("commit succeeds");
+        self.keep(finished.cookie)
+    }
+
+    /// Finishes a request whatever its outcome, keeping the cookie it set.
+    pub async fn finish_any(&mut self, request: session::RequestSession) -> Finished {
+        let mut finished = request.finish().await;
+        finished.cookie = self.keep(finished.cookie);
+        finished
+    }
+
+    fn keep(
+        &mut self,
+        cookie: Option<session::Cookie<'static>>,
+    ) -> Option<session::Cookie<'static>> {
         if let Some(cookie) = &cookie {
             let removal = cookie.max_age().is_some_and(|age| age.is_zero());
             self.cookie = (!removal).then(|| cookie.value().to_owned());

@@ -1,4 +1,8 @@
-//! Thin adapters from web frameworks to the [`lifecycle`](crate::lifecycle).
+//! Thin adapters from web frameworks to the [`lifecycle`](crate::lifecycle):
+//! each starts a request's session from its cookies, hands it to handlers,
+//! and puts the finished session's cookie on the response.
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "tower")]
+pub mod tower;

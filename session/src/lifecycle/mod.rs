@@ -2,9 +2,10 @@
 //! a request presents, hand out typed handles, commit the changes once and
 //! say which cookie the response must carry.
 //!
-//! An integration calls [`SessionManager::start`] when a request arrives,
-//! keeps the [`RequestSession`] where handlers can reach it, and calls
-//! [`RequestSession::finish`] once the handler has produced its response.
+//! An integration calls [`SessionManager::start_from_cookies`] when a request
+//! arrives, keeps the [`RequestSession`] where handlers can reach it, and
+//! calls [`RequestSession::finish`] once the handler has produced its
+//! response.
 //!
 //! ```
 //! use session::{MemoryStore, Session, SessionConfig, SessionManager};
@@ -16,41 +17,66 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), session::Error> {
-//! let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+//! let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default())?;
 //!
 //! // A first request: no cookie yet.
 //! let request = sessions.start(None);
 //! let visits = request.session::<Visits>().await?;
 //! visits.set_count(visits.count() + 1);
-//! let cookie = request.finish().await?.expect("the first write sets a cookie");
+//! let finished = request.finish().await;
+//! finished.result?;
+//! let cookie = finished.cookie.expect("the first write sets a cookie");
 //!
 //! // The next request presents that cookie's value.
 //! let request = sessions.start(Some(cookie.value().to_owned()));
 //! assert_eq!(request.session::<Visits>().await?.count(), 1);
-//! assert!(request.finish().await?.is_none(), "nothing changed: no write, no cookie");
+//! let finished = request.finish().await;
+//! assert!(finished.result.is_ok() && finished.cookie.is_none(), "nothing changed: no write, no cookie");
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # When requests of one session race
+//!
+//! Each commit carries only the request's changes and a precondition (see
+//! [`store`](crate::store)), so:
+//!
+//! - Two requests that change different fields both keep their change.
+//! - A request that loaded a session which another request then destroyed
+//!   or regenerated (or which expired meanwhile) writes nothing: its changes
+//!   are dropped, [`SessionEvent::Gone`] is reported, and its response sends
+//!   no cookie. The old id never comes back, and it never leads to the new
+//!   one.
+//! - A commit never moves a session's expiry earlier unless it changes the
+//!   session's max-age.
 
+mod owners;
+pub(crate) mod plan;
 pub(crate) mod slot;
+pub(crate) mod state;
 
 use std::any::TypeId;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use cookie::Cookie;
 use tokio::sync::OnceCell;
 
-use crate::config::{SessionConfig, MAX_LIFETIME};
-use crate::data::SessionData;
+pub use owners::LiveSession;
+
+use crate::config::SessionConfig;
+use crate::cookie::{decode_value, presented, MAX_PRESENTED};
+use crate::data::SessionSchema;
 use crate::error::{Error, StoreOp};
 use crate::event::SessionEvent;
-use crate::handle::{RawHandle, Session};
-use crate::id::{SessionId, StoreKey};
-use crate::store::{ChangeSet, Fields, MaxAgeUpdate, SessionStore};
-use slot::{AnySlot, Slot};
+use crate::id::{PublicId, StoreKey};
+use crate::store::{BoxError, SessionStore};
+use plan::execute;
+use slot::Slot;
+use state::{CookieChange, State};
 
 /// A store and a configuration: what every request's session is made from.
 /// Cheap to clone.
@@ -63,19 +89,34 @@ pub struct SessionManager {
 struct ManagerInner {
     store: Arc<dyn SessionStore>,
     config: SessionConfig,
+    schemas: RwLock<Schemas>,
+}
+
+/// The session structs used with a manager so far, and who owns each key.
+#[derive(Debug, Default)]
+struct Schemas {
+    types: Vec<TypeId>,
+    keys: HashMap<&'static str, &'static str>,
 }
 
 impl SessionManager {
-    /// Sessions kept in `store`, living by `config`.
-    pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
+    /// Sessions kept in `store`, living by `config`. Fails with
+    /// [`Error::InvalidConfig`] when an option would make a broken cookie.
+    pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, Error> {
         Self::from_shared(Arc::new(store), config)
     }
 
-    /// Like [`new`](Self::new), for a store the application also uses itself.
-    pub fn from_shared(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
-        Self {
-            inner: Arc::new(ManagerInner { store, config }),
-        }
+    /// Like [`new`](Self::new), for a store the application also uses itself
+    /// (to run [`spawn_cleanup`](crate::store::spawn_cleanup) on it, say).
+    pub fn from_shared(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self {
+            inner: Arc::new(ManagerInner {
+                store,
+                config,
+                schemas: RwLock::default(),
+            }),
+        })
     }
 
     /// The store.
@@ -88,38 +129,67 @@ impl SessionManager {
         &self.inner.config
     }
 
-    /// Deletes expired sessions every `period` in a tokio task; see
-    /// [`spawn_cleanup`](crate::store::spawn_cleanup).
-    pub fn spawn_cleanup(&self, period: Duration) -> tokio::task::JoinHandle<()> {
-        crate::store::spawn_cleanup(Arc::clone(&self.inner.store), period)
-    }
-
-    /// The session id among a request's `Cookie` header values, if any.
-    pub fn presented_id<'a>(
+    /// Begins one request's session from the session cookies among the
+    /// request's `Cookie` header lines (as bytes, as they arrived). Nothing is
+    /// loaded until a handler asks for the session.
+    pub fn start_from_cookies<'a>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'a str>,
-    ) -> Option<String> {
-        let name = self.config().cookie_name.as_str();
-        cookie_headers
-            .into_iter()
-            .flat_map(Cookie::split_parse)
-            .flatten()
-            .find(|cookie| cookie.name() == name)
-            .map(|cookie| cookie.value().to_owned())
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> RequestSession {
+        self.start(presented(&self.config().cookie_name, cookie_headers))
     }
 
-    /// Begins one request's session from the id the client presented. Nothing
-    /// is loaded until a handler asks for the session.
-    pub fn start(&self, presented_id: Option<String>) -> RequestSession {
+    /// Begins one request's session from the cookie values the client
+    /// presented, in the order it sent them; the first that names a live
+    /// session is used (at most four are tried).
+    pub fn start(&self, presented: impl IntoIterator<Item = String>) -> RequestSession {
         RequestSession {
             inner: Arc::new(RequestInner {
                 manager: self.clone(),
-                presented_id,
+                presented: presented.into_iter().take(MAX_PRESENTED).collect(),
                 state: OnceCell::new(),
                 commit: tokio::sync::Mutex::new(()),
                 cookie: Mutex::new(None),
             }),
         }
+    }
+
+    /// Runs one store operation under the configured time limit.
+    pub(crate) async fn call<T>(
+        &self,
+        op: StoreOp,
+        call: impl Future<Output = Result<T, BoxError>>,
+    ) -> Result<T, Error> {
+        plan::call(self.config(), op, call).await
+    }
+
+    /// Admits `T` to this manager's sessions, unless one of its stored keys
+    /// already belongs to another struct.
+    fn admit<T: SessionSchema>(&self) -> Result<(), Error> {
+        let type_id = TypeId::of::<T>();
+        let schemas = &self.inner.schemas;
+        if read(schemas).types.contains(&type_id) {
+            return Ok(());
+        }
+        let mut schemas = schemas.write().unwrap_or_else(PoisonError::into_inner);
+        if schemas.types.contains(&type_id) {
+            return Ok(());
+        }
+        let name = std::any::type_name::<T>();
+        for key in T::FIELDS.iter().flat_map(|field| field.keys()) {
+            if let Some(first) = schemas.keys.get(key) {
+                return Err(Error::KeyClash {
+                    key,
+                    first,
+                    second: name,
+                });
+            }
+        }
+        for key in T::FIELDS.iter().flat_map(|field| field.keys()) {
+            schemas.keys.insert(key, name);
+        }
+        schemas.types.push(type_id);
+        Ok(())
     }
 }
 
@@ -132,70 +202,32 @@ pub struct RequestSession {
 
 struct RequestInner {
     manager: SessionManager,
-    presented_id: Option<String>,
+    /// Cookie values the client presented, in order.
+    presented: Vec<String>,
     state: OnceCell<Mutex<State>>,
     /// Serialises commits, so a `save()` racing the final commit cannot
     /// interleave store writes.
     commit: tokio::sync::Mutex<()>,
-    /// The cookie the response must carry, from the latest commit.
+    /// The cookie the response must carry, from the latest commit that
+    /// prepared one.
     cookie: Mutex<Option<Cookie<'static>>>,
 }
 
-/// The session as this request sees it.
-struct State {
-    /// Where the store holds this session; `None` for a new session.
-    stored: Option<Stored>,
-    /// The record's fields as loaded, decoded by each struct on first use.
-    fields: Arc<Fields>,
-    max_age: Option<Duration>,
-    max_age_changed: bool,
-    regenerate: bool,
-    /// The key of a destroyed session, deleted at the next commit.
-    discard: Option<StoreKey>,
-    slots: Vec<(TypeId, Arc<dyn AnySlot>)>,
-}
-
-/// A session the store holds.
-struct Stored {
-    /// The id the client holds.
-    id: SessionId,
-    /// The store's key for `id`, hashed once.
-    key: StoreKey,
-    expires_at: SystemTime,
-}
-
-impl State {
-    fn fresh() -> Self {
-        Self {
-            stored: None,
-            fields: Arc::default(),
-            max_age: None,
-            max_age_changed: false,
-            regenerate: false,
-            discard: None,
-            slots: Vec::new(),
-        }
-    }
-}
-
-/// The store operations and cookie one commit decided on.
-struct Plan {
-    discard: Option<StoreKey>,
-    /// `(from, to)` when the session moves to a new id.
-    rename: Option<(StoreKey, StoreKey)>,
-    write: Option<Write>,
-    cookie: Option<Cookie<'static>>,
-}
-
-struct Write {
-    /// The session as the store will hold it.
-    to: Stored,
-    /// `None` when only the expiry moves.
-    changes: Option<ChangeSet>,
+/// How a request's session ended: [`RequestSession::finish`]'s answer.
+#[derive(Debug)]
+#[must_use = "the cookie must reach the response, and a failed commit must not pass for success"]
+pub struct Finished {
+    /// The `Set-Cookie` the response must carry, if any. It is there even
+    /// when the final commit failed, if an earlier `save()` prepared it: the
+    /// store holds that session under the cookie's id.
+    pub cookie: Option<Cookie<'static>>,
+    /// Whether the final commit succeeded.
+    pub result: Result<(), Error>,
 }
 
 impl RequestSession {
-    fn manager(&self) -> &SessionManager {
+    /// The manager this request's session comes from.
+    pub fn manager(&self) -> &SessionManager {
         &self.inner.manager
     }
 
@@ -203,57 +235,40 @@ impl RequestSession {
         self.manager().config()
     }
 
-    /// The typed session `T` of this request, loading the session on first use.
-    /// Every call for the same `T` shares one state; different structs share
-    /// one store load.
-    pub async fn session<T: SessionData>(&self) -> Result<Session<T>, Error> {
+    /// The index of `T`'s slot in the request's state, loading the session
+    /// on first use.
+    pub(crate) async fn slot<T: SessionSchema>(&self) -> Result<usize, Error> {
+        self.manager().admit::<T>()?;
         let state = self.inner.state.get_or_try_init(|| self.load()).await?;
-        let mut state = lock(state);
-        let type_id = TypeId::of::<T>();
-        let slot = match state.slots.iter().find(|(id, _)| *id == type_id) {
-            Some((_, slot)) => Arc::clone(slot),
-            None => {
-                let slot: Arc<dyn AnySlot> = Arc::new(Slot::<T>::new(Arc::clone(&state.fields)));
-                state.slots.push((type_id, Arc::clone(&slot)));
-                slot
-            }
-        };
-        let slot = slot
-            .into_any()
-            .downcast::<Slot<T>>()
-            .unwrap_or_else(|_| unreachable!("slots are keyed by their TypeId"));
-        Ok(Session::new(RawHandle::new(slot, self.clone())))
+        Ok(lock(state).slot_index::<T>())
     }
 
+    /// Runs `f` on `T`'s slot under the state's lock. `f` is the crate's own
+    /// code, never the user's: user code never runs while the lock is held.
+    pub(crate) fn with_slot<T: SessionSchema, R>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&mut Slot<T>) -> R,
+    ) -> R {
+        f(self.state().slot_mut(index))
+    }
+
+    /// The first presented id that names a live session, or a fresh session.
     async fn load(&self) -> Result<Mutex<State>, Error> {
-        let Some(presented) = &self.inner.presented_id else {
-            return Ok(Mutex::new(State::fresh()));
-        };
         let config = self.config();
-        let Some(id) = SessionId::parse(presented) else {
-            config.emit(SessionEvent::MalformedId);
-            return Ok(Mutex::new(State::fresh()));
-        };
-        let key = StoreKey::for_id(&config.key_prefix, &id);
-        let store = self.manager().store();
-        let Some(record) = self.within_limit(StoreOp::Load, store.load(&key)).await? else {
-            config.emit(SessionEvent::Missed);
-            return Ok(Mutex::new(State::fresh()));
-        };
-        if record.is_expired(SystemTime::now()) {
-            config.emit(SessionEvent::Expired);
-            return Ok(Mutex::new(State::fresh()));
+        for presented in &self.inner.presented {
+            let Some(id) = decode_value(presented) else {
+                config.emit(SessionEvent::MalformedId);
+                continue;
+            };
+            let key = StoreKey::for_id(&config.key_prefix, &id);
+            let store = self.manager().store();
+            match self.manager().call(StoreOp::Load, store.load(&key)).await? {
+                Some(record) => return Ok(Mutex::new(State::loaded(id, key, record))),
+                None => config.emit(SessionEvent::Missed),
+            }
         }
-        Ok(Mutex::new(State {
-            stored: Some(Stored {
-                id,
-                key,
-                expires_at: record.expires_at,
-            }),
-            fields: record.fields,
-            max_age: record.max_age,
-            ..State::fresh()
-        }))
+        Ok(Mutex::new(State::fresh()))
     }
 
     /// The loaded state; handles exist only after a load, so it is there.
@@ -263,187 +278,81 @@ impl RequestSession {
     }
 
     pub(crate) fn is_new(&self) -> bool {
-        self.state().stored.is_none()
+        self.state().is_new()
     }
 
     pub(crate) fn destroy(&self) {
-        let mut state = self.state();
-        let discard = state.stored.take().map(|stored| stored.key);
-        *state = State {
-            discard: discard.or(state.discard.take()),
-            slots: std::mem::take(&mut state.slots),
-            ..State::fresh()
-        };
-        state.slots.iter().for_each(|(_, slot)| slot.reset());
+        self.state().destroy();
     }
 
     pub(crate) fn regenerate(&self) {
-        self.state().regenerate = true;
+        self.state().regenerate();
     }
 
     pub(crate) fn set_max_age(&self, max_age: Option<Duration>) {
-        let mut state = self.state();
-        state.max_age = max_age.map(|max_age| max_age.min(MAX_LIFETIME));
-        state.max_age_changed = true;
+        self.state().set_max_age(max_age);
     }
 
     pub(crate) fn max_age(&self) -> Duration {
-        self.state().max_age.unwrap_or(self.config().max_age)
+        self.state().max_age(self.config())
+    }
+
+    pub(crate) fn owner(&self) -> Option<String> {
+        self.state().owner().map(|owner| owner.to_string())
+    }
+
+    pub(crate) fn set_owner(&self, owner: Option<&str>) {
+        self.state().set_owner(owner);
+    }
+
+    pub(crate) fn public_id(&self) -> Option<PublicId> {
+        self.state().stored_key().map(PublicId::of)
+    }
+
+    /// Deletes every other session of this session's owner.
+    pub(crate) async fn revoke_other_sessions(&self) -> Result<u64, Error> {
+        let (owner, keep) = {
+            let state = self.state();
+            (state.owner().cloned(), state.stored_key().cloned())
+        };
+        let Some(owner) = owner else { return Ok(0) };
+        let store = self.manager().store();
+        let revoke = store.delete_owned(&owner, keep.as_ref());
+        self.manager().call(StoreOp::DeleteOwned, revoke).await
     }
 
     /// Commits now; see `Session::save`.
     pub(crate) async fn save(&self) -> Result<(), Error> {
         let _one_at_a_time = self.inner.commit.lock().await;
-        if self.inner.state.get().is_none() {
+        let Some(state) = self.inner.state.get() else {
             return Ok(());
-        }
-        let outcome = match self.plan() {
-            Ok(plan) => self.execute(&plan).await.map(|()| plan),
-            Err(error) => Err(error),
         };
-        let mut state = self.state();
-        state
-            .slots
-            .iter()
-            .for_each(|(_, slot)| slot.settle(outcome.is_ok()));
-        let plan = outcome?;
-        if plan.discard.is_some() {
-            state.discard = None;
-        }
-        if let Some(write) = plan.write {
-            state.stored = Some(write.to);
-            state.regenerate = false;
-            state.max_age_changed = false;
-        }
-        if let Some(cookie) = plan.cookie {
-            *lock(&self.inner.cookie) = Some(cookie);
-        }
-        Ok(())
-    }
-
-    /// Ends the request: commits (unless auto-commit is off) and returns the
-    /// `Set-Cookie` the response must carry, if any. A session the request
-    /// never loaded costs nothing here.
-    pub async fn finish(&self) -> Result<Option<Cookie<'static>>, Error> {
-        if self.config().auto_commit {
-            self.save().await?;
-        }
-        Ok(lock(&self.inner.cookie).take())
-    }
-
-    /// Decides what this commit writes, from the state as it is now.
-    fn plan(&self) -> Result<Plan, Error> {
         let config = self.config();
-        let state = self.state();
-        let now = SystemTime::now();
-        let max_age = state.max_age.unwrap_or(config.max_age);
-        let expires_at = now + max_age;
-        let mut changes = ChangeSet {
-            set: Vec::new(),
-            remove: Vec::new(),
-            expires_at,
-            max_age: if state.max_age_changed {
-                MaxAgeUpdate::Set(state.max_age)
-            } else {
-                MaxAgeUpdate::Keep
-            },
-        };
-        for (_, slot) in &state.slots {
-            slot.collect(&mut changes)?;
-        }
-        let changed = !changes.has_no_field_changes() || state.max_age_changed;
-        let mut plan = Plan {
-            discard: state.discard.clone(),
-            rename: None,
-            write: None,
-            cookie: None,
-        };
-
-        let new_id = || -> Result<(SessionId, StoreKey), Error> {
-            let id = config.id_generator.generate()?;
-            let key = StoreKey::for_id(&config.key_prefix, &id);
-            Ok((id, key))
-        };
-        let ((id, key), extend) = match &state.stored {
-            // Stored: a write or a new id must re-send the cookie; otherwise
-            // only `rolling` or a due `renew` extend it.
-            Some(stored) => {
-                let left = stored.expires_at.duration_since(now).unwrap_or_default();
-                let extend = changed
-                    || state.regenerate
-                    || config.rolling
-                    || (config.renew && left < max_age / 2);
-                if state.regenerate {
-                    let (id, key) = new_id()?;
-                    plan.rename = Some((stored.key.clone(), key.clone()));
-                    ((id, key), extend)
-                } else {
-                    ((stored.id.clone(), stored.key.clone()), extend)
-                }
+        let (plan, in_flight) = lock(state).plan(config)?;
+        let outcome = execute(&**self.manager().store(), config, &plan).await;
+        let change = lock(state).settle(in_flight, &outcome, config);
+        match change {
+            Some(CookieChange::Send(cookie)) => *lock(&self.inner.cookie) = Some(cookie),
+            Some(CookieChange::Withdraw) => {
+                *lock(&self.inner.cookie) = None;
+                config.emit(SessionEvent::Gone);
             }
-            // New: stored only once it holds something.
-            None if changed => (new_id()?, true),
-            None => {
-                if plan.discard.is_some() {
-                    plan.cookie = Some(config.removal_cookie());
-                }
-                return Ok(plan);
-            }
-        };
-        if extend {
-            plan.cookie = Some(config.cookie(
-                id.as_str(),
-                config.cookie_max_age(max_age, state.max_age.is_some()),
-            ));
-            plan.write = Some(Write {
-                to: Stored {
-                    id,
-                    key,
-                    expires_at,
-                },
-                changes: changed.then_some(changes),
-            });
+            None => {}
         }
-        Ok(plan)
+        outcome.map(drop)
     }
 
-    async fn execute(&self, plan: &Plan) -> Result<(), Error> {
-        let store = self.manager().store();
-        if let Some(key) = &plan.discard {
-            self.within_limit(StoreOp::Delete, store.delete(key))
-                .await?;
-        }
-        if let Some((from, to)) = &plan.rename {
-            self.within_limit(StoreOp::ChangeKey, store.change_key(from, to))
-                .await?;
-        }
-        match &plan.write {
-            Some(Write {
-                to,
-                changes: Some(changes),
-            }) => {
-                self.within_limit(StoreOp::Commit, store.commit(&to.key, changes))
-                    .await
-            }
-            Some(Write { to, changes: None }) => {
-                self.within_limit(StoreOp::Touch, store.touch(&to.key, to.expires_at))
-                    .await
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Runs one store operation under the configured time limit.
-    async fn within_limit<T>(
-        &self,
-        op: StoreOp,
-        call: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        match self.config().store_timeout {
-            Some(after) => tokio::time::timeout(after, call)
-                .await
-                .unwrap_or(Err(Error::StoreTimeout { op, after })),
-            None => call.await,
+    /// Ends the request: commits (unless auto-commit is off) and says which
+    /// `Set-Cookie` the response must carry. A session the request never
+    /// loaded costs nothing here.
+    pub async fn finish(&self) -> Finished {
+        let result = match self.config().auto_commit {
+            true => self.save().await,
+            false => Ok(()),
+        };
+        Finished {
+            cookie: lock(&self.inner.cookie).take(),
+            result,
         }
     }
 }
@@ -451,10 +360,7 @@ impl RequestSession {
 impl fmt::Debug for RequestSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestSession")
-            .field(
-                "presented_id",
-                &self.inner.presented_id.as_ref().map(|_| ".."),
-            )
+            .field("presented", &self.inner.presented.len())
             .field("loaded", &self.inner.state.initialized())
             .finish_non_exhaustive()
     }
@@ -462,6 +368,10 @@ impl fmt::Debug for RequestSession {
 
 /// Locks `mutex`, ignoring poisoning: session state stays consistent between
 /// statements, so a panic elsewhere never makes it unusable.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
 }

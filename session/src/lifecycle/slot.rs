@@ -1,27 +1,24 @@
 //! One session struct's values within one request, with per-field dirty
-//! tracking against the bytes the store holds.
+//! tracking against the bytes the store holds: the whole state machine of a
+//! field, from first use through commit.
 //!
 //! Fields are decoded lazily, on first use: a request pays for the fields it
-//! touches, not for every field the struct declares.
+//! touches, not for every field the struct declares. A slot has no lock of
+//! its own: it lives in the request's state, whose lock is held only inside
+//! this crate, never while user code runs.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::SessionConfig;
-use crate::data::{SessionData, StoredField};
+use crate::data::{SessionSchema, StoredField};
 use crate::error::Error;
 use crate::event::SessionEvent;
-use crate::lifecycle::lock;
 use crate::store::{ChangeSet, Fields};
 
 pub(crate) struct Slot<T> {
-    state: Mutex<SlotState<T>>,
-}
-
-pub(crate) struct SlotState<T> {
-    pub(crate) value: T,
+    value: T,
     /// The record as loaded, shared with the request and the other slots.
     record: Arc<Fields>,
     fields: Box<[FieldState]>,
@@ -34,8 +31,9 @@ struct FieldState {
     decoded: bool,
     /// Written or borrowed mutably since the last commit.
     touched: bool,
-    /// A flash field read (and so emptied) since the last commit.
-    consumed: bool,
+    /// To be removed at commit unless written again: a flash field was read,
+    /// or the stored bytes no longer decode.
+    removed: bool,
     /// What the store holds since this request committed the field; until
     /// then, the record says.
     committed: Option<Option<Bytes>>,
@@ -49,100 +47,126 @@ struct Held {
     bytes: Bytes,
 }
 
-impl<T: SessionData> Slot<T> {
-    pub(crate) fn new(record: Arc<Fields>) -> Self {
-        Self {
-            state: Mutex::new(SlotState {
-                value: T::new_default(),
-                record,
-                fields: T::FIELDS.iter().map(|_| FieldState::default()).collect(),
-            }),
-        }
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<T>> {
-        lock(&self.state)
-    }
+/// How a commit in flight ended, for the fields it carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// The store holds the changes.
+    Committed,
+    /// The commit failed: the changes are dirty again, unless newer ones
+    /// arrived meanwhile.
+    Retry,
+    /// The session is gone: the changes are dropped.
+    Dropped,
 }
 
-impl<T: SessionData> SlotState<T> {
-    /// Makes sure `value` holds the stored field: decodes it on first use. A
-    /// field that fails to decode keeps its default and is reported.
-    pub(crate) fn decode(&mut self, stored: Option<usize>, config: &SessionConfig) {
-        let Some(index) = stored else { return };
-        if std::mem::replace(&mut self.fields[index].decoded, true) {
-            return;
-        }
-        let spec = &T::FIELDS[index];
-        if let Some(held) = self.held(index) {
-            if let Err(error) = (spec.decode)(&mut self.value, &held.bytes) {
-                config.emit(SessionEvent::FieldReset {
-                    field: spec.key,
-                    error,
-                });
-            }
+impl<T: SessionSchema> Slot<T> {
+    pub(crate) fn new(record: Arc<Fields>) -> Self {
+        Self {
+            value: T::new_default(),
+            record,
+            fields: T::FIELDS.iter().map(|_| FieldState::default()).collect(),
         }
     }
 
-    /// Marks a field written; its old value needs no decoding any more.
-    pub(crate) fn mark_touched(&mut self, stored: Option<usize>) {
+    /// Reads through `read`; never marks anything dirty. The event, if any,
+    /// is for the caller to emit once it holds no lock.
+    pub(crate) fn read<R>(
+        &mut self,
+        stored: Option<usize>,
+        read: impl FnOnce(&T) -> R,
+    ) -> (R, Option<SessionEvent>) {
+        let event = self.decode(stored);
+        (read(&self.value), event)
+    }
+
+    /// Writes through `write` and marks the field dirty.
+    pub(crate) fn write(&mut self, stored: Option<usize>, write: impl FnOnce(&mut T)) {
         if let Some(field) = stored.map(|index| &mut self.fields[index]) {
+            // Its old value needs no decoding any more.
             field.decoded = true;
             field.touched = true;
-            field.consumed = false;
+            field.removed = false;
         }
+        write(&mut self.value);
     }
 
-    pub(crate) fn mark_consumed(&mut self, stored: Option<usize>) {
+    /// Reads a flash field through `take`, which leaves the default behind:
+    /// the field is removed at commit unless written again.
+    pub(crate) fn take<R>(
+        &mut self,
+        stored: Option<usize>,
+        take: impl FnOnce(&mut T) -> R,
+    ) -> (R, Option<SessionEvent>) {
+        let event = self.decode(stored);
         if let Some(field) = stored.map(|index| &mut self.fields[index]) {
-            field.consumed = true;
+            field.removed = true;
         }
+        (take(&mut self.value), event)
+    }
+
+    /// Makes sure `value` holds the stored field: decodes it on first use. A
+    /// field that fails to decode keeps its default, is reported once, and
+    /// its stale bytes are removed at the next commit.
+    fn decode(&mut self, stored: Option<usize>) -> Option<SessionEvent> {
+        let index = stored?;
+        if std::mem::replace(&mut self.fields[index].decoded, true) {
+            return None;
+        }
+        let spec = &T::FIELDS[index];
+        let held = self.held(index)?;
+        let error = (spec.decode)(&mut self.value, &held.bytes).err()?;
+        self.fields[index].removed = true;
+        Some(SessionEvent::FieldReset {
+            field: spec.key,
+            error,
+        })
     }
 
     /// What the store holds for field `index`: under its key, or else under
     /// the first of its aliases found.
     fn held(&self, index: usize) -> Option<Held> {
+        let spec = &T::FIELDS[index];
         match &self.fields[index].committed {
             Some(committed) => committed.clone().map(|bytes| Held {
-                key: T::FIELDS[index].key,
+                key: spec.key,
                 bytes,
             }),
-            None => held_in(&self.record, &T::FIELDS[index]),
+            None => held_in(&self.record, spec),
         }
     }
 }
 
 fn held_in<T>(record: &Fields, spec: &StoredField<T>) -> Option<Held> {
-    std::iter::once(spec.key)
-        .chain(spec.aliases.iter().copied())
-        .find_map(|key| {
-            let bytes = record.get(key)?.clone();
-            Some(Held { key, bytes })
-        })
+    spec.keys().find_map(|key| {
+        let bytes = record.get(key)?.clone();
+        Some(Held { key, bytes })
+    })
 }
 
 /// A slot with its type erased, so one request can hold several structs.
-pub(crate) trait AnySlot: Send + Sync {
+pub(crate) trait AnySlot: Send {
     /// Adds this slot's changes to `changes` and remembers them as pending.
-    fn collect(&self, changes: &mut ChangeSet) -> Result<(), Error>;
-    /// Ends the commit in flight: adopt its changes, or mark them dirty again.
-    fn settle(&self, committed: bool);
+    fn collect(&mut self, changes: &mut ChangeSet) -> Result<(), Error>;
+    /// Ends the commit in flight.
+    fn settle(&mut self, outcome: Settle);
     /// Forgets everything: the session was destroyed.
-    fn reset(&self);
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn reset(&mut self);
+    /// Writes what this request committed into `fields`, a copy of the
+    /// record as loaded.
+    fn committed_into(&self, fields: &mut Fields);
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-impl<T: SessionData> AnySlot for Slot<T> {
-    fn collect(&self, changes: &mut ChangeSet) -> Result<(), Error> {
-        let mut state = self.lock();
+impl<T: SessionSchema> AnySlot for Slot<T> {
+    fn collect(&mut self, changes: &mut ChangeSet) -> Result<(), Error> {
         // Built only if a field absent from the store was touched.
         let mut defaults: Option<T> = None;
         for (index, spec) in T::FIELDS.iter().enumerate() {
-            let field = &state.fields[index];
-            let next = if field.consumed {
+            let field = &self.fields[index];
+            let next = if field.removed {
                 None
             } else if field.touched {
-                let bytes = (spec.encode)(&state.value).map_err(|source| Error::Encode {
+                let bytes = (spec.encode)(&self.value).map_err(|source| Error::Encode {
                     field: spec.key,
                     source,
                 })?;
@@ -150,7 +174,7 @@ impl<T: SessionData> AnySlot for Slot<T> {
             } else {
                 continue;
             };
-            let held = state.held(index);
+            let held = self.held(index);
             let unchanged = match (&held, &next) {
                 (Some(held), Some(next)) => held.bytes == next,
                 (None, None) => true,
@@ -162,9 +186,9 @@ impl<T: SessionData> AnySlot for Slot<T> {
                     (spec.encode)(defaults).is_ok_and(|default| default == next[..])
                 }
             };
-            let field = &mut state.fields[index];
+            let field = &mut self.fields[index];
             field.touched = false;
-            field.consumed = false;
+            field.removed = false;
             if unchanged {
                 continue;
             }
@@ -181,33 +205,48 @@ impl<T: SessionData> AnySlot for Slot<T> {
         Ok(())
     }
 
-    fn settle(&self, committed: bool) {
-        let mut state = self.lock();
-        for field in state.fields.iter_mut() {
+    fn settle(&mut self, outcome: Settle) {
+        for field in self.fields.iter_mut() {
             let Some(next) = field.pending.take() else {
                 continue;
             };
-            if committed {
-                field.committed = Some(next);
-            } else if next.is_some() {
-                field.touched = true;
-            } else {
-                field.consumed = true;
+            match outcome {
+                Settle::Committed => field.committed = Some(next),
+                // A field written or read again since is dirty already, with
+                // a newer value.
+                Settle::Retry if !(field.touched || field.removed) => match next {
+                    Some(_) => field.touched = true,
+                    None => field.removed = true,
+                },
+                Settle::Retry | Settle::Dropped => {}
             }
         }
     }
 
-    fn reset(&self) {
-        let mut state = self.lock();
-        state.value = T::new_default();
-        state.record = Arc::default();
-        state
-            .fields
+    fn reset(&mut self) {
+        self.value = T::new_default();
+        self.record = Arc::default();
+        self.fields
             .iter_mut()
             .for_each(|field| *field = FieldState::default());
     }
 
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+    fn committed_into(&self, fields: &mut Fields) {
+        for (spec, field) in T::FIELDS.iter().zip(self.fields.iter()) {
+            let Some(committed) = &field.committed else {
+                continue;
+            };
+            spec.aliases.iter().for_each(|alias| {
+                fields.remove(*alias);
+            });
+            match committed {
+                Some(bytes) => fields.insert(Arc::from(spec.key), bytes.clone()),
+                None => fields.remove(spec.key),
+            };
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 }

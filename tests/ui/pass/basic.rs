@@ -1,7 +1,8 @@
 //! The plain struct from the docs, every accessor called.
 #![deny(warnings, missing_docs, unreachable_pub, missing_debug_implementations)]
 
-use session::{Session, SessionData};
+use session::__private::SessionSchema;
+use session::Session;
 
 /// A shop session.
 #[derive(Session, Default, Debug)]

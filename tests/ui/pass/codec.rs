@@ -3,7 +3,8 @@
 
 use std::marker::PhantomData;
 
-use session::{Codec, CodecError, Session, SessionData};
+use session::__private::SessionSchema;
+use session::{Codec, CodecError, Session};
 
 /// Stores numbers as decimal text.
 struct Decimal;

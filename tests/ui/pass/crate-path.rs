@@ -26,7 +26,7 @@ struct Explicit {
 }
 
 fn main() {
-    use renamed::SessionData;
+    use renamed::__private::SessionSchema;
     assert_eq!(Relative::FIELDS[0].key, "visits");
     assert_eq!(Absolute::new_default().visits, 0);
     let _ = |s: renamed::Session<Explicit>| s.set_visits(s.visits());

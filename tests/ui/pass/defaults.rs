@@ -1,7 +1,8 @@
 //! `default` on fields and on the struct, with flash and skip fields.
 #![deny(warnings)]
 
-use session::{Session, SessionData};
+use session::__private::SessionSchema;
+use session::Session;
 
 fn three() -> u32 {
     3

@@ -1,7 +1,8 @@
 //! Structs that store nothing still derive.
 #![deny(warnings)]
 
-use session::{Session, SessionData};
+use session::__private::SessionSchema;
+use session::Session;
 
 #[derive(Session)]
 struct Empty {}

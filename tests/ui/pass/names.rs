@@ -2,7 +2,8 @@
 //! generated code's own names.
 #![deny(warnings)]
 
-use session::{Session, SessionData};
+use session::__private::SessionSchema;
+use session::Session;
 
 fn s() -> u8 {
     1

@@ -1,7 +1,8 @@
 //! Raw identifiers: the key and the accessor names drop the `r#`.
 #![deny(warnings)]
 
-use session::{Session, SessionData};
+use session::__private::SessionSchema;
+use session::Session;
 
 #[derive(Session, Default)]
 #[session(rename_all = "UPPERCASE")]

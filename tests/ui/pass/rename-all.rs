@@ -1,7 +1,8 @@
 //! Every `rename_all` rule; `rename` wins over it, aliases are taken as written.
 #![deny(warnings)]
 
-use session::{Session, SessionData};
+use session::__private::SessionSchema;
+use session::Session;
 
 macro_rules! rule {
     ($name:ident, $rule:literal) => {
@@ -30,7 +31,7 @@ struct Namespaced {
     last_seen_at: u64,
 }
 
-fn keys<T: SessionData>() -> Vec<&'static str> {
+fn keys<T: SessionSchema>() -> Vec<&'static str> {
     T::FIELDS.iter().map(|f| f.key).collect()
 }
 

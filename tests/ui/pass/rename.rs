@@ -1,7 +1,8 @@
 //! `rename`, repeated `alias`, and `namespace` applied to both.
 #![deny(warnings)]
 
-use session::{Session, SessionData};
+use session::__private::SessionSchema;
+use session::Session;
 
 #[derive(Session, Default)]
 #[session(namespace = "auth")]

@@ -1,0 +1,174 @@
+//! The session cookie: finding the ids a request presents, and building the
+//! `Set-Cookie` a response carries.
+//!
+//! Values pass through [`encode_value`] and [`decode_value`]: the seam where
+//! signing or encryption of the cookie plugs in.
+
+use std::time::Duration;
+
+use cookie::Cookie;
+
+use crate::config::SessionConfig;
+use crate::error::Error;
+use crate::id::SessionId;
+
+/// At most this many cookies of the session's name are tried per request.
+/// Browsers send several when an old path or a sibling subdomain left one
+/// behind; more than a handful is an attack, not a browser.
+pub(crate) const MAX_PRESENTED: usize = 4;
+
+/// The values of the cookies named `name` in a request's `Cookie` header
+/// lines, in the order the browser sent them, at most [`MAX_PRESENTED`].
+///
+/// Headers are read as bytes: a neighbour cookie with bytes outside ASCII
+/// (another application's, on the same host) does not hide the session.
+pub(crate) fn presented<'a>(
+    name: &str,
+    cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<String> {
+    cookie_headers
+        .into_iter()
+        .flat_map(|header| header.split(|&byte| byte == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&byte| byte == b'=')?;
+            let (found, value) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+            (found == name.as_bytes()).then_some(value)
+        })
+        .filter_map(|value| {
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|value| value.strip_suffix(b"\""))
+                .unwrap_or(value);
+            std::str::from_utf8(value).ok().map(str::to_owned)
+        })
+        .take(MAX_PRESENTED)
+        .collect()
+}
+
+/// The session id a presented cookie value carries, if it can be one.
+pub(crate) fn decode_value(value: &str) -> Option<SessionId> {
+    SessionId::parse(value)
+}
+
+/// The cookie value that carries `id`.
+fn encode_value(id: &SessionId) -> String {
+    id.as_str().to_owned()
+}
+
+/// The cookie that hands `id` to the client, for a session with `ttl` left;
+/// `None` makes it a browser-session cookie.
+pub(crate) fn session_cookie(
+    config: &SessionConfig,
+    id: &SessionId,
+    ttl: Option<Duration>,
+) -> Cookie<'static> {
+    let mut cookie = base_cookie(config, encode_value(id));
+    if let Some(ttl) = ttl {
+        // Whole seconds, as `Max-Age` counts them; a store's clock may leave
+        // a remainder.
+        let seconds = ttl.as_secs() + u64::from(ttl.subsec_millis() >= 500);
+        let ttl = cookie::time::Duration::try_from(Duration::from_secs(seconds))
+            .unwrap_or(cookie::time::Duration::MAX);
+        cookie.set_max_age(ttl);
+        // `Expires` too, for clients that predate `Max-Age`.
+        if let Some(expires) = cookie::time::OffsetDateTime::now_utc().checked_add(ttl) {
+            cookie.set_expires(expires);
+        }
+    }
+    cookie
+}
+
+/// The cookie that makes the client forget its session.
+pub(crate) fn removal_cookie(config: &SessionConfig) -> Cookie<'static> {
+    let mut cookie = base_cookie(config, String::new());
+    cookie.make_removal();
+    cookie
+}
+
+fn base_cookie(config: &SessionConfig, value: String) -> Cookie<'static> {
+    let mut cookie = Cookie::new(config.cookie_name.clone(), value);
+    cookie.set_path(config.path.clone());
+    if let Some(domain) = &config.domain {
+        cookie.set_domain(domain.clone());
+    }
+    cookie.set_secure(config.secure);
+    cookie.set_http_only(config.http_only);
+    cookie.set_same_site(config.same_site);
+    cookie.set_partitioned(config.partitioned);
+    cookie
+}
+
+/// Refuses cookie options that would make a broken or injected `Set-Cookie`.
+pub(crate) fn validate(config: &SessionConfig) -> Result<(), Error> {
+    let invalid = |option, reason| Err(Error::InvalidConfig { option, reason });
+    let name = config.cookie_name.as_bytes();
+    if name.is_empty() || !name.iter().all(|&byte| is_token(byte)) {
+        return invalid(
+            "cookie_name",
+            "must be a non-empty token: visible ASCII without spaces or ()<>@,;:\\\"/[]?={}",
+        );
+    }
+    let path = config.path.as_bytes();
+    if path.first() != Some(&b'/') || !path.iter().all(|&byte| is_attribute_value(byte)) {
+        return invalid(
+            "path",
+            "must start with `/` and hold no `;`, spaces or control characters",
+        );
+    }
+    if let Some(domain) = &config.domain {
+        let valid = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-');
+        if domain.is_empty() || !domain.bytes().all(valid) {
+            return invalid(
+                "domain",
+                "must be a host name: ASCII letters, digits, `.` and `-`",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// RFC 6265's `token`: a cookie name.
+fn is_token(byte: u8) -> bool {
+    byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte)
+}
+
+/// A byte an attribute value may hold without ending it or the header.
+fn is_attribute_value(byte: u8) -> bool {
+    byte.is_ascii_graphic() && byte != b';'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(headers: &[&[u8]]) -> Vec<String> {
+        presented("session", headers.iter().copied())
+    }
+
+    #[test]
+    fn finds_the_session_among_other_cookies() {
+        assert_eq!(ids(&[b"a=1; session=abc; b=2"]), ["abc"]);
+        assert_eq!(ids(&[b"session=\"abc\""]), ["abc"]);
+        assert!(ids(&[b"sessions=abc; xsession=1"]).is_empty());
+    }
+
+    #[test]
+    fn a_neighbour_outside_ascii_does_not_hide_the_session() {
+        assert_eq!(
+            ids(&["caf\u{e9}=cr\u{e8}me; session=abc".as_bytes()]),
+            ["abc"]
+        );
+        assert_eq!(ids(&[b"x=\xff\xfe; session=abc"]), ["abc"]);
+    }
+
+    #[test]
+    fn reads_every_header_line_in_order_and_keeps_a_bounded_number() {
+        assert_eq!(
+            ids(&[b"session=old", b"theme=dark; session=new"]),
+            ["old", "new"]
+        );
+        let many = "session=x; ".repeat(100);
+        assert_eq!(ids(&[many.as_bytes()]).len(), MAX_PRESENTED);
+    }
+}

@@ -1,0 +1,142 @@
+//! tower: [`SessionLayer`], which runs the lifecycle around any
+//! `http`-based service (axum, tonic, a bare hyper service).
+//!
+//! The layer starts each request's session from its cookies and puts it in
+//! the request's extensions as a [`RequestSession`](crate::RequestSession); once the inner service's
+//! response is ready, it commits and adds the `Set-Cookie` header before the
+//! response leaves, so the client's next request already sees the change.
+//!
+//! The commit runs for every response, error statuses included (as
+//! koa-session does): a handler that changes the session and then answers
+//! `4xx`/`5xx` still changes it. If the commit itself fails, the response is
+//! replaced by a bare `500 Internal Server Error`, so a client is never told
+//! a change landed when it did not; the error is logged. A cookie an earlier
+//! `save()` prepared is still sent, since the store holds that session.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{Error, SessionConfig, SessionManager, SessionStore};
+
+/// Adds sessions to every request that passes through it.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use session::{MemoryStore, Session, SessionConfig, SessionLayer};
+///
+/// #[derive(session::Session, Default)]
+/// struct Visits {
+///     count: u64,
+/// }
+///
+/// async fn count(session: Session<Visits>) -> String {
+///     let count = session.count() + 1;
+///     session.set_count(count);
+///     count.to_string()
+/// }
+///
+/// # fn main() -> Result<(), session::Error> {
+/// let app: Router = Router::new()
+///     .route("/", get(count))
+///     .layer(SessionLayer::new(MemoryStore::new(), SessionConfig::default())?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionLayer {
+    manager: SessionManager,
+}
+
+impl SessionLayer {
+    /// Sessions kept in `store`, living by `config`; fails with
+    /// [`Error::InvalidConfig`] when an option would make a broken cookie.
+    pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, Error> {
+        Ok(Self::from_manager(SessionManager::new(store, config)?))
+    }
+
+    /// Sessions made by `manager`, which the application may also use itself
+    /// (to list or revoke a user's sessions from outside a request).
+    pub fn from_manager(manager: SessionManager) -> Self {
+        Self { manager }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> SessionService<S> {
+        SessionService {
+            inner,
+            manager: self.manager.clone(),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around an application.
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    manager: SessionManager,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let cookies = request.headers().get_all(COOKIE).iter();
+        let session = self
+            .manager
+            .start_from_cookies(cookies.map(HeaderValue::as_bytes));
+        request.extensions_mut().insert(session.clone());
+        // The clone that was made ready is the one to call (tower's rule).
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(async move {
+            let mut response = inner.call(request).await?;
+            let finished = session.finish().await;
+            if let Err(error) = finished.result {
+                tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    "session commit failed"
+                );
+                response = internal_error();
+            }
+            if let Some(cookie) = finished.cookie {
+                match HeaderValue::try_from(cookie.to_string()) {
+                    Ok(value) => {
+                        response.headers_mut().append(SET_COOKIE, value);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "session cookie is not a valid header value");
+                        response = internal_error();
+                    }
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+fn internal_error<B: Default>() -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

@@ -1,0 +1,81 @@
+//! Per-user sessions ("one account, one device", "log out everywhere"): a
+//! session bound to an owner with `Session::set_owner` can be listed and
+//! revoked by that owner, from a handler or from outside any request.
+
+use std::time::SystemTime;
+
+use super::SessionManager;
+use crate::error::{Error, StoreOp};
+use crate::id::{PublicId, StoreKey};
+use crate::store::OwnedSession;
+
+/// One live session of an owner, as [`SessionManager::sessions_of`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    /// The session's public id: safe to show, and what revoking it takes.
+    pub id: PublicId,
+    /// When the session was first stored.
+    pub created_at: SystemTime,
+    /// When it was last written.
+    pub updated_at: SystemTime,
+    /// When it expires unless used again.
+    pub expires_at: SystemTime,
+}
+
+impl SessionManager {
+    /// The live sessions bound to `owner`, oldest first.
+    pub async fn sessions_of(&self, owner: &str) -> Result<Vec<LiveSession>, Error> {
+        let mut sessions: Vec<LiveSession> = self
+            .owned(owner)
+            .await?
+            .into_iter()
+            .map(|session| LiveSession {
+                id: PublicId::of(&session.key),
+                created_at: session.created_at,
+                updated_at: session.updated_at,
+                expires_at: session.expires_at,
+            })
+            .collect();
+        sessions.sort_by_key(|session| session.created_at);
+        Ok(sessions)
+    }
+
+    /// Ends the session of `owner` whose public id is `session`; `false` if
+    /// the owner has no such live session.
+    pub async fn revoke(&self, owner: &str, session: &PublicId) -> Result<bool, Error> {
+        let Some(key) = self.key_of(owner, session).await? else {
+            return Ok(false);
+        };
+        self.call(StoreOp::Delete, self.store().delete(&key))
+            .await?;
+        Ok(true)
+    }
+
+    /// Ends every session of `owner` ("log out everywhere"); returns how many.
+    pub async fn revoke_all(&self, owner: &str) -> Result<u64, Error> {
+        let revoke = self.store().delete_owned(owner, None);
+        self.call(StoreOp::DeleteOwned, revoke).await
+    }
+
+    /// Ends every session of `owner` but `keep` ("log out other devices");
+    /// returns how many.
+    pub async fn revoke_all_except(&self, owner: &str, keep: &PublicId) -> Result<u64, Error> {
+        let keep = self.key_of(owner, keep).await?;
+        let revoke = self.store().delete_owned(owner, keep.as_ref());
+        self.call(StoreOp::DeleteOwned, revoke).await
+    }
+
+    async fn owned(&self, owner: &str) -> Result<Vec<OwnedSession>, Error> {
+        self.call(StoreOp::ListOwned, self.store().list_owned(owner))
+            .await
+    }
+
+    async fn key_of(&self, owner: &str, session: &PublicId) -> Result<Option<StoreKey>, Error> {
+        Ok(self
+            .owned(owner)
+            .await?
+            .into_iter()
+            .map(|owned| owned.key)
+            .find(|key| PublicId::of(key) == *session))
+    }
+}
