@@ -127,3 +127,48 @@ async fn the_demo_refuses_bad_input_with_400() {
     );
     assert_eq!(browser.cookie, None, "refused input stores nothing");
 }
+
+#[tokio::test]
+async fn the_demo_lists_a_users_sessions_and_logs_out_the_others() {
+    let sessions = SessionManager::new(MemoryStore::new(), SessionConfig::default()).unwrap();
+    let browser = || Browser {
+        app: app::app(sessions.clone()),
+        cookie: None,
+    };
+    let (mut laptop, mut phone, mut stranger) = (browser(), browser(), browser());
+    laptop.send("POST", "/login", Some("user=ann")).await;
+    phone.send("POST", "/login", Some("user=ann")).await;
+    stranger.send("POST", "/login", Some("user=bob")).await;
+
+    let (status, body) = laptop.send("GET", "/api/devices", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let devices: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(devices.len(), 2, "{body}");
+    assert_eq!(devices.iter().filter(|d| d["this"] == true).count(), 1);
+    let cookie_value = laptop.cookie.clone().unwrap();
+    assert!(
+        !body.contains(cookie_value.trim_start_matches("session=")),
+        "no cookie in the list"
+    );
+
+    let (status, _) = laptop.send("POST", "/logout-others", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        laptop.json().await["notice"],
+        "Logged out 1 other session(s)."
+    );
+    assert_eq!(
+        phone.json().await["user"],
+        serde_json::Value::Null,
+        "the phone is logged out"
+    );
+    assert_eq!(laptop.json().await["user"], "ann");
+    assert_eq!(stranger.json().await["user"], "bob");
+    let (_, body) = laptop.send("GET", "/api/devices", None).await;
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -50,6 +50,24 @@ async fn shop_seen_with(
     (shop.is_new(), shop.visits(), shop.user(), shop.cart())
 }
 
+/// Starts `shop.save()`, runs `meanwhile` while the store holds its write,
+/// then lets the write through and waits for the save to succeed.
+async fn while_a_save_is_held(
+    store: &Recording,
+    shop: &Session<Shop>,
+    meanwhile: impl FnOnce(&Session<Shop>),
+) {
+    store.hold_writes();
+    let saving = tokio::spawn({
+        let shop = shop.clone();
+        async move { shop.save().await }
+    });
+    store.until_held().await;
+    meanwhile(shop);
+    store.release();
+    saving.await.unwrap().expect("the held save succeeds");
+}
+
 #[tokio::test]
 async fn a_write_racing_a_regenerate_is_dropped_and_the_old_id_reaches_nothing() {
     let (store, mut browser, events) = logged_in(SessionConfig::default()).await;
@@ -190,15 +208,7 @@ async fn a_destroy_while_a_save_is_in_flight_is_not_undone_by_it() {
     let shop = request.session::<Shop>().await.unwrap();
     shop.set_visits(2);
 
-    store.hold_writes();
-    let saving = tokio::spawn({
-        let shop = shop.clone();
-        async move { shop.save().await }
-    });
-    store.until_held().await;
-    shop.destroy();
-    store.release();
-    saving.await.unwrap().unwrap();
+    while_a_save_is_held(&store, &shop, |shop| shop.destroy()).await;
 
     let cookie = browser.finish(request).await.expect("a removal cookie");
     assert_eq!(cookie.value(), "", "{cookie}");
@@ -216,16 +226,11 @@ async fn a_regenerate_or_max_age_while_a_save_is_in_flight_still_happens() {
     let shop = request.session::<Shop>().await.unwrap();
     shop.set_visits(2);
 
-    store.hold_writes();
-    let saving = tokio::spawn({
-        let shop = shop.clone();
-        async move { shop.save().await }
-    });
-    store.until_held().await;
-    shop.regenerate();
-    shop.set_max_age(Some(Duration::from_secs(7 * 24 * 3600)));
-    store.release();
-    saving.await.unwrap().unwrap();
+    while_a_save_is_held(&store, &shop, |shop| {
+        shop.regenerate();
+        shop.set_max_age(Some(Duration::from_secs(7 * 24 * 3600)));
+    })
+    .await;
 
     let cookie = browser.finish(request).await.expect("a cookie");
     assert_ne!(cookie.value(), old, "the regenerate was lost");

@@ -34,7 +34,9 @@ pub(crate) fn app(sessions: SessionManager) -> Router {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/cart", post(add_to_cart))
+        .route("/logout-others", post(logout_others))
         .route("/api/session", get(api_session))
+        .route("/api/devices", get(devices))
         .layer(SessionLayer::from_manager(sessions))
 }
 
@@ -55,6 +57,8 @@ async fn login(session: Session<Shop>, Form(login): Form<Login>) -> Response {
         return bad_request("user must be 1 to 100 characters");
     }
     session.set_user(Some(user.to_owned()));
+    // Bound to the user, so that the user's sessions can be listed and ended.
+    session.set_owner(Some(user));
     // A new id at every change of privilege defeats session fixation.
     session.regenerate();
     session.set_notice(Some(format!("Welcome, {user}!")));
@@ -64,6 +68,43 @@ async fn login(session: Session<Shop>, Form(login): Form<Login>) -> Response {
 async fn logout(session: Session<Shop>) -> Redirect {
     session.destroy();
     Redirect::to("/")
+}
+
+/// Ends the user's sessions on every other device.
+async fn logout_others(session: Session<Shop>) -> Result<Redirect, session::Error> {
+    let ended = session.revoke_other_sessions().await?;
+    session.set_notice(Some(format!("Logged out {ended} other session(s).")));
+    Ok(Redirect::to("/"))
+}
+
+/// The logged-in user's live sessions: public ids and times, never cookies.
+async fn devices(
+    session: Session<Shop>,
+    sessions: SessionManager,
+) -> Result<Json<serde_json::Value>, session::Error> {
+    let Some(user) = session.owner() else {
+        return Ok(Json(serde_json::json!([])));
+    };
+    let this = session.public_id();
+    let unix = |time: std::time::SystemTime| {
+        time.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    };
+    let list = sessions
+        .sessions_of(&user)
+        .await?
+        .into_iter()
+        .map(|live| {
+            serde_json::json!({
+                "id": live.id.as_str(),
+                "this": Some(&live.id) == this.as_ref(),
+                "created": unix(live.created_at),
+                "last_write": unix(live.updated_at),
+                "expires": unix(live.expires_at),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::Value::Array(list)))
 }
 
 #[derive(Deserialize)]
@@ -98,7 +139,9 @@ async fn index(session: Session<Shop>) -> Html<String> {
     let user = match session.user() {
         Some(user) => format!(
             "<p>Logged in as <b>{}</b>.</p>\
-             <form method=post action=/logout><button>Log out</button></form>",
+             <form method=post action=/logout><button>Log out</button></form>\
+             <form method=post action=/logout-others><button>Log out other devices</button></form> \
+             (<a href=/api/devices>my sessions</a>)",
             escape(&user)
         ),
         None => "<form method=post action=/login><input name=user placeholder=name required> \
