@@ -856,3 +856,59 @@ async fn two_structs_sharing_a_stored_key_are_an_error_naming_both() {
         "namespaced: no clash"
     );
 }
+
+/// Refuses to encode 13, as a real codec may refuse a value.
+struct Picky;
+
+impl session::Codec<u32> for Picky {
+    fn encode(value: &u32) -> Result<Vec<u8>, session::CodecError> {
+        match value {
+            13 => Err(session::CodecError::new("13 is unlucky")),
+            value => Ok(value.to_string().into_bytes()),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<u32, session::CodecError> {
+        let text = std::str::from_utf8(bytes).map_err(session::CodecError::new)?;
+        text.parse().map_err(session::CodecError::new)
+    }
+}
+
+#[derive(Session, Default)]
+#[session(namespace = "picky")]
+struct Lucky {
+    plain: u32,
+    #[session(codec = Picky)]
+    number: u32,
+}
+
+#[tokio::test]
+async fn a_value_that_cannot_be_encoded_fails_the_commit_and_loses_nothing() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    let request = browser.request();
+    let lucky = request.session::<Lucky>().await.unwrap();
+    lucky.set_plain(1);
+    lucky.set_number(13);
+    let error = lucky.save().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Encode {
+                field: "picky.number",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(store.take_writes().is_empty(), "nothing half-written");
+
+    lucky.set_number(7);
+    browser.finish(request).await.expect("a cookie");
+    let request = browser.request();
+    let lucky = request.session::<Lucky>().await.unwrap();
+    assert_eq!(
+        (lucky.plain(), lucky.number()),
+        (1, 7),
+        "the first field was kept"
+    );
+}

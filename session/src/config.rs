@@ -26,6 +26,11 @@ const ONE_DAY: Duration = Duration::from_secs(24 * 60 * 60);
 ///     .same_site(SameSite::Strict)
 ///     .renew(true);
 /// ```
+///
+/// Values that would make a broken or injected `Set-Cookie` are refused when
+/// the [`SessionManager`](crate::SessionManager) or
+/// [`SessionLayer`](crate::SessionLayer) is built, with
+/// [`Error::InvalidConfig`] naming the option.
 #[derive(Clone)]
 pub struct SessionConfig {
     pub(crate) cookie_name: String,

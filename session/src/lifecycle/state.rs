@@ -179,11 +179,14 @@ impl State {
     /// Decides what the next commit writes and takes it out of the state.
     pub(crate) fn plan(&mut self, config: &SessionConfig) -> Result<(Plan, InFlight), Error> {
         let mut changes = ChangeSet::touch(config.max_age);
-        for index in 0..self.slots.len() {
-            if let Err(error) = self.slots[index].1.collect(&mut changes) {
-                self.settle_slots(Settle::Retry);
-                return Err(error);
-            }
+        let collected = self
+            .slots
+            .iter_mut()
+            .try_for_each(|(_, slot)| slot.collect(&mut changes));
+        if let Err(error) = collected {
+            // The fields collected before the failure are dirty again.
+            self.settle_slots(Settle::Retry);
+            return Err(error);
         }
         if self.max_age_dirty {
             changes.max_age = Update::Set(self.max_age);

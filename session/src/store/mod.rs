@@ -323,19 +323,6 @@ impl StoredSession {
         session
     }
 
-    /// The session `whole` describes, created at `now` (a store moving a
-    /// session by copying it).
-    pub fn from_record(whole: &Record, now: SystemTime) -> Self {
-        Self {
-            fields: Arc::clone(&whole.fields),
-            expires_at: later(now, whole.ttl),
-            max_age: whole.max_age,
-            owner: whole.owner.clone(),
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
     /// Merges `changes` at `now`, extending the session by the contract's
     /// rules.
     pub fn apply(&mut self, changes: &ChangeSet, now: SystemTime) {
