@@ -9,6 +9,7 @@
 //! cannot run under tokio's paused time.
 
 use std::collections::BTreeSet;
+use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,38 +120,21 @@ async fn run_races(racers: Racers<'_>) {
 // Loading and creating
 
 async fn unknown_keys_load_nothing(store: &dyn SessionStore) {
-    assert_eq!(
-        store.load(&key("unknown")).await.unwrap(),
-        None,
-        "a key nobody wrote loaded a session"
-    );
+    let what = "a key nobody wrote loaded a session";
+    assert_gone(store, &key("unknown"), what).await;
 }
 
 async fn create_then_load_returns_the_fields(store: &dyn SessionStore) {
-    let key = key("create");
-    let expiry = created(
-        store,
-        &key,
-        &changes(&[("a", "1"), ("b", "2")], &[], HOUR),
-        "create",
-    )
-    .await;
+    let create = changes(&[("a", "1"), ("b", "2")], &[], HOUR);
+    let (expiry, record) = create_and_load(store, &key("create"), &create).await;
     assert_lifetime(expiry.ttl, HOUR, "the ttl create reports");
     assert_eq!(expiry.max_age, None, "create reported an override none set");
-    let record = load(store, &key, "a created session").await;
-    assert_eq!(
-        *record.fields,
-        fields(&[("a", "1"), ("b", "2")]),
-        "a created session loads other fields than it was created with"
-    );
-    assert_lifetime(record.ttl, HOUR, "a created session's ttl");
-    assert_eq!(record.max_age, None, "a created session has an override");
-    assert_eq!(record.owner, None, "a created session has an owner");
+    let expected = expect(&[("a", "1"), ("b", "2")], HOUR);
+    assert_session(&record, &expected, "a created session");
     assert_agrees(expiry, &record, "create");
 }
 
 async fn field_values_round_trip_byte_for_byte(store: &dyn SessionStore) {
-    let key = key("bytes");
     let binary = Bytes::from_static(&[0, 255, 1, b'\n', b'\r', b'"', b'\\', b'\'', 0xc3, 0x28]);
     let large = Bytes::from(vec![b'x'; 64 * 1024]);
     let change = ChangeSet {
@@ -164,8 +148,7 @@ async fn field_values_round_trip_byte_for_byte(store: &dyn SessionStore) {
         ],
         ..changes(&[], &[], HOUR)
     };
-    created(store, &key, &change, "create with odd fields").await;
-    let record = load(store, &key, "a session with odd fields").await;
+    let (_, record) = create_and_load(store, &key("bytes"), &change).await;
     let expected: Fields = change
         .set
         .iter()
@@ -179,76 +162,38 @@ async fn field_values_round_trip_byte_for_byte(store: &dyn SessionStore) {
 
 async fn create_on_a_live_key_is_refused_and_changes_nothing(store: &dyn SessionStore) {
     let (key, owner, stranger) = (key("taken"), owner("taken"), owner("taken-stranger"));
-    let first = ChangeSet {
-        owner: Update::Set(Some(owner.clone())),
-        ..changes(&[("a", "1"), ("b", "2")], &[], HOUR)
-    };
-    created(store, &key, &first, "the first create").await;
-    let second = ChangeSet {
-        max_age: Update::Set(Some(THIRTY_DAYS)),
-        owner: Update::Set(Some(stranger.clone())),
-        ..changes(&[("a", "stranger"), ("c", "3")], &["b"], DAY)
-    };
+    let first = changes(&[("a", "1"), ("b", "2")], &[], HOUR).with_owner(&owner);
+    created(store, &key, &first).await;
+    let second = changes(&[("a", "stranger"), ("c", "3")], &["b"], DAY)
+        .with_max_age(Some(THIRTY_DAYS))
+        .with_owner(&stranger);
     assert_eq!(
         store.create(&key, &second).await.unwrap(),
         Created::KeyTaken,
         "create on a key holding a live session must report KeyTaken"
     );
-    let record = load(store, &key, "a session a refused create hit").await;
-    assert_eq!(
-        *record.fields,
-        fields(&[("a", "1"), ("b", "2")]),
-        "a refused create changed the live session's fields (a colliding id joined it)"
-    );
-    assert_lifetime(record.ttl, HOUR, "the ttl after a refused create");
-    assert_eq!(record.max_age, None, "a refused create set an override");
-    assert_eq!(
-        record.owner,
-        Some(owner.clone()),
-        "a refused create changed the owner"
-    );
+    let unchanged = expect(&[("a", "1"), ("b", "2")], HOUR).owner(&owner);
+    let what = "a live session a refused create hit (a colliding id must not join it)";
+    assert_loads(store, &key, &unchanged, what).await;
     assert_owned(store, &owner, &[&key], "the owner after a refused create").await;
     assert_owned(store, &stranger, &[], "the refused create's owner").await;
 }
 
 async fn create_on_an_expired_key_replaces_it_without_reviving_it(store: &dyn SessionStore) {
     let (key, owner) = (key("recreate"), owner("recreate"));
-    let old = ChangeSet {
-        max_age: Update::Set(Some(BLINK)),
-        owner: Update::Set(Some(owner.clone())),
-        ..changes(&[("old", "1"), ("both", "old")], &[], BLINK)
-    };
-    created(store, &key, &old, "creating a short-lived session").await;
-    wait_for_expiry().await;
+    let old = changes(&[("old", "1"), ("both", "old")], &[], BLINK)
+        .with_max_age(Some(BLINK))
+        .with_owner(&owner);
+    create_expired(store, &key, old).await;
     let new = changes(&[("new", "1"), ("both", "new")], &[], HOUR);
-    let expiry = created(store, &key, &new, "create on an expired key").await;
-    let record = load(store, &key, "a session created over an expired one").await;
-    assert_eq!(
-        *record.fields,
-        fields(&[("new", "1"), ("both", "new")]),
-        "create over an expired session revived its fields"
-    );
-    assert_eq!(
-        record.max_age, None,
-        "create over an expired session revived its override"
-    );
-    assert_eq!(
-        record.owner, None,
-        "create over an expired session revived its owner"
-    );
-    assert_lifetime(
-        record.ttl,
-        HOUR,
-        "the ttl of a session created over an expired one",
-    );
+    let (expiry, record) = create_and_load(store, &key, &new).await;
+    let what =
+        "a session created over an expired one (its fields, override and owner must not revive)";
+    let fresh = expect(&[("new", "1"), ("both", "new")], HOUR);
+    assert_session(&record, &fresh, what);
     assert_agrees(expiry, &record, "create over an expired session");
-    assert_owned(
-        store,
-        &owner,
-        &[],
-        "the owner of an expired session that was replaced",
-    )
-    .await;
+    let what = "the owner of an expired session that was replaced";
+    assert_owned(store, &owner, &[], what).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -256,43 +201,23 @@ async fn create_on_an_expired_key_replaces_it_without_reviving_it(store: &dyn Se
 
 async fn update_merges_field_by_field(store: &dyn SessionStore) {
     let key = key("merge");
-    created(
-        store,
-        &key,
-        &changes(&[("a", "1"), ("b", "2"), ("c", "3")], &[], HOUR),
-        "create",
-    )
-    .await;
-    let expiry = updated(
-        store,
-        &key,
-        &changes(&[("b", "20"), ("d", "4")], &["a", "never-there"], HOUR),
-        "update",
-    )
-    .await;
-    let record = load(store, &key, "an updated session").await;
+    let create = changes(&[("a", "1"), ("b", "2"), ("c", "3")], &[], HOUR);
+    created(store, &key, &create).await;
+    let change = changes(&[("b", "20"), ("d", "4")], &["a", "never-there"], HOUR);
+    let expiry = updated(store, &key, &change, "update").await;
+    let record = reload(store, &key, expiry, "update").await;
     assert_eq!(
         *record.fields,
         fields(&[("b", "20"), ("c", "3"), ("d", "4")]),
         "update must set and remove only the fields it names and keep the others"
     );
-    assert_agrees(expiry, &record, "update");
 }
 
 async fn a_session_whose_fields_are_all_removed_stays_live(store: &dyn SessionStore) {
     let (key, owner) = (key("emptied"), owner("emptied"));
-    let create = ChangeSet {
-        owner: Update::Set(Some(owner.clone())),
-        ..changes(&[("a", "1")], &[], HOUR)
-    };
-    created(store, &key, &create, "create").await;
-    updated(
-        store,
-        &key,
-        &changes(&[], &["a"], HOUR),
-        "removing the last field",
-    )
-    .await;
+    created(store, &key, &one_field(HOUR).with_owner(&owner)).await;
+    let remove_all = changes(&[], &["a"], HOUR);
+    updated(store, &key, &remove_all, "removing the last field").await;
     let record = load(store, &key, "a session without fields").await;
     assert!(
         record.fields.is_empty(),
@@ -304,83 +229,48 @@ async fn a_session_whose_fields_are_all_removed_stays_live(store: &dyn SessionSt
         Some(owner.clone()),
         "emptying a session lost its owner"
     );
-    updated(
-        store,
-        &key,
-        &ChangeSet::touch(HOUR),
-        "touching a session without fields",
-    )
-    .await;
-    assert_owned(
-        store,
-        &owner,
-        &[&key],
-        "the owner of a session without fields",
-    )
-    .await;
+    let touch = ChangeSet::touch(HOUR);
+    updated(store, &key, &touch, "touching a session without fields").await;
+    let what = "the owner of a session without fields";
+    assert_owned(store, &owner, &[&key], what).await;
 }
 
 async fn update_of_a_session_that_is_not_live_is_gone_and_creates_nothing(
     store: &dyn SessionStore,
 ) {
     for case in NotLive::ALL {
-        let (key, owner) = (key("update-gone"), owner("update-gone"));
+        let (key, owner, name) = (key("update-gone"), owner("update-gone"), case.name());
         case.prepare(store, &key).await;
-        let change = ChangeSet {
-            max_age: Update::Set(Some(DAY)),
-            owner: Update::Set(Some(owner.clone())),
-            ..changes(&[("late", "1")], &[], HOUR)
-        };
+        let change = changes(&[("late", "1")], &[], HOUR)
+            .with_max_age(Some(DAY))
+            .with_owner(&owner);
         assert_eq!(
             store.update(&key, &change).await.unwrap(),
             Updated::Gone,
-            "update of a {} session must report Gone",
-            case.name()
+            "update of a {name} session must report Gone"
         );
         assert_eq!(
             store.update(&key, &ChangeSet::touch(HOUR)).await.unwrap(),
             Updated::Gone,
-            "touch of a {} session must report Gone",
-            case.name()
+            "touch of a {name} session must report Gone"
         );
-        assert_eq!(
-            store.load(&key).await.unwrap(),
-            None,
-            "update of a {} session brought it back",
-            case.name()
-        );
-        assert_owned(
-            store,
-            &owner,
-            &[],
-            &format!(
-                "the owner a refused update of a {} session set",
-                case.name()
-            ),
-        )
-        .await;
+        let what = format!("update of a {name} session brought it back");
+        assert_gone(store, &key, &what).await;
+        let what = format!("the owner a refused update of a {name} session set");
+        assert_owned(store, &owner, &[], &what).await;
     }
 }
 
 async fn touch_extends_the_expiry_and_changes_nothing_else(store: &dyn SessionStore) {
     let (key, owner) = (key("touch"), owner("touch"));
-    let create = ChangeSet {
-        owner: Update::Set(Some(owner.clone())),
-        ..changes(&[("a", "1"), ("b", "2")], &[], MINUTE)
-    };
-    created(store, &key, &create, "create").await;
+    let create = changes(&[("a", "1"), ("b", "2")], &[], MINUTE).with_owner(&owner);
+    created(store, &key, &create).await;
     let expiry = updated(store, &key, &ChangeSet::touch(HOUR), "touch").await;
     assert_lifetime(expiry.ttl, HOUR, "the ttl touch reports");
-    let record = load(store, &key, "a touched session").await;
-    assert_eq!(
-        *record.fields,
-        fields(&[("a", "1"), ("b", "2")]),
-        "touch changed fields"
-    );
-    assert_lifetime(record.ttl, HOUR, "the ttl after touch");
-    assert_eq!(record.max_age, None, "touch set an override");
-    assert_eq!(record.owner, Some(owner), "touch changed the owner");
-    assert_agrees(expiry, &record, "touch");
+    let record = reload(store, &key, expiry, "touch").await;
+    let extended = expect(&[("a", "1"), ("b", "2")], HOUR).owner(&owner);
+    let what = "a touched session (touch must only extend it)";
+    assert_session(&record, &extended, what);
 }
 
 // ---------------------------------------------------------------------------
@@ -388,182 +278,104 @@ async fn touch_extends_the_expiry_and_changes_nothing_else(store: &dyn SessionSt
 
 async fn expired_sessions_do_not_load(store: &dyn SessionStore) {
     let key = key("expired");
-    create_short_lived(store, &key, changes(&[("a", "1")], &[], BLINK)).await;
-    wait_for_expiry().await;
-    assert_eq!(
-        store.load(&key).await.unwrap(),
-        None,
-        "an expired session loaded"
-    );
+    create_expired(store, &key, one_field(BLINK)).await;
+    assert_gone(store, &key, "an expired session loaded").await;
 }
 
 async fn an_override_outlives_a_shorter_default(store: &dyn SessionStore) {
     let key = key("override-outlives");
-    let create = ChangeSet {
-        max_age: Update::Set(Some(THIRTY_DAYS)),
-        ..changes(&[("a", "1")], &[], DAY)
-    };
-    let expiry = created(store, &key, &create, "create with a 30-day override").await;
-    assert_lifetime(
-        expiry.ttl,
-        THIRTY_DAYS,
-        "the ttl a create with an override reports",
-    );
-    let expiry = updated(
-        store,
-        &key,
-        &changes(&[("b", "1")], &[], DAY),
-        "update keeping the override",
-    )
-    .await;
-    assert_lifetime(
-        expiry.ttl,
-        THIRTY_DAYS,
-        "the ttl after an update with a 1-day default (it must keep the 30-day override)",
-    );
+    let create = one_field(DAY).with_max_age(Some(THIRTY_DAYS));
+    let expiry = created(store, &key, &create).await;
+    let what = "the ttl a create with an override reports";
+    assert_lifetime(expiry.ttl, THIRTY_DAYS, what);
+    let change = changes(&[("b", "1")], &[], DAY);
+    let expiry = updated(store, &key, &change, "update keeping the override").await;
+    let what = "the ttl after an update with a 1-day default (it must keep the 30-day override)";
+    assert_lifetime(expiry.ttl, THIRTY_DAYS, what);
     let expiry = updated(store, &key, &ChangeSet::touch(DAY), "touch").await;
-    let record = load(store, &key, "a session with an override").await;
-    assert_lifetime(
-        record.ttl,
-        THIRTY_DAYS,
-        "the ttl after a touch with a 1-day default (it must keep the 30-day override)",
-    );
+    let record = reload(store, &key, expiry, "touch of a session with an override").await;
+    let what = "the ttl after a touch with a 1-day default (it must keep the 30-day override)";
+    assert_lifetime(record.ttl, THIRTY_DAYS, what);
     assert_eq!(
         record.max_age,
         Some(THIRTY_DAYS),
         "an update that kept the override lost it"
     );
-    assert_agrees(expiry, &record, "touch of a session with an override");
 }
 
 async fn a_shorter_default_never_cuts_a_session_short(store: &dyn SessionStore) {
     let key = key("never-shrinks");
-    created(store, &key, &changes(&[("a", "1")], &[], HOUR), "create").await;
-    let expiry = updated(
-        store,
-        &key,
-        &changes(&[("b", "1")], &[], MINUTE),
-        "update with a shorter default",
-    )
-    .await;
-    assert_lifetime(
-        expiry.ttl,
-        HOUR,
-        "the ttl an update with a 1-minute default reports for a 1-hour session (expiry must never move earlier)",
-    );
-    let expiry = updated(
-        store,
-        &key,
-        &ChangeSet::touch(MINUTE),
-        "touch with a shorter default",
-    )
-    .await;
-    let record = load(store, &key, "a session updated with a shorter default").await;
-    assert_lifetime(
-        record.ttl,
-        HOUR,
-        "the ttl after writes with a 1-minute default to a 1-hour session (expiry must never move earlier)",
-    );
-    assert_agrees(expiry, &record, "touch with a shorter default");
+    created(store, &key, &one_field(HOUR)).await;
+    let change = changes(&[("b", "1")], &[], MINUTE);
+    let expiry = updated(store, &key, &change, "update with a shorter default").await;
+    let what = "the ttl an update with a 1-minute default reports for a 1-hour session \
+                (expiry must never move earlier)";
+    assert_lifetime(expiry.ttl, HOUR, what);
+    let touch = ChangeSet::touch(MINUTE);
+    let expiry = updated(store, &key, &touch, "touch with a shorter default").await;
+    let record = reload(store, &key, expiry, "touch with a shorter default").await;
+    let what = "the ttl after writes with a 1-minute default to a 1-hour session \
+                (expiry must never move earlier)";
+    assert_lifetime(record.ttl, HOUR, what);
 }
 
 async fn only_a_max_age_change_shortens_a_session(store: &dyn SessionStore) {
     let key = key("shortened");
-    created(store, &key, &changes(&[("a", "1")], &[], HOUR), "create").await;
-    let shorten = ChangeSet {
-        max_age: Update::Set(Some(MINUTE)),
-        ..changes(&[], &[], HOUR)
-    };
+    created(store, &key, &one_field(HOUR)).await;
+    let shorten = changes(&[], &[], HOUR).with_max_age(Some(MINUTE));
     let expiry = updated(store, &key, &shorten, "update setting a 1-minute override").await;
-    assert_lifetime(
-        expiry.ttl,
-        MINUTE,
-        "the ttl after setting a 1-minute override on a 1-hour session (a Set may shorten)",
-    );
+    let what = "the ttl after setting a 1-minute override on a 1-hour session (a Set may shorten)";
+    assert_lifetime(expiry.ttl, MINUTE, what);
     assert_eq!(expiry.max_age, Some(MINUTE), "the override update reports");
-    let record = load(store, &key, "a shortened session").await;
+    let record = reload(store, &key, expiry, "update setting an override").await;
     assert_lifetime(record.ttl, MINUTE, "the ttl a shortened session loads with");
-    assert_agrees(expiry, &record, "update setting an override");
 
-    let expiry = updated(
-        store,
-        &key,
-        &changes(&[("b", "1")], &[], DAY),
-        "update with a longer default",
-    )
-    .await;
-    assert_lifetime(
-        expiry.ttl,
-        MINUTE,
-        "the ttl after an update with a 1-day default of a session with a 1-minute override (the override wins)",
-    );
+    let change = changes(&[("b", "1")], &[], DAY);
+    let expiry = updated(store, &key, &change, "update with a longer default").await;
+    let what = "the ttl after an update with a 1-day default of a session with a 1-minute \
+                override (the override wins)";
+    assert_lifetime(expiry.ttl, MINUTE, what);
 }
 
 async fn max_age_override_round_trips_and_set_none_clears_it(store: &dyn SessionStore) {
     let key = key("override");
-    let create = ChangeSet {
-        max_age: Update::Set(Some(THIRTY_DAYS)),
-        ..changes(&[("a", "1")], &[], HOUR)
-    };
-    let expiry = created(store, &key, &create, "create with an override").await;
+    let create = one_field(HOUR).with_max_age(Some(THIRTY_DAYS));
+    let (expiry, record) = create_and_load(store, &key, &create).await;
     assert_eq!(
         expiry.max_age,
         Some(THIRTY_DAYS),
         "the override create reports"
     );
-    let record = load(store, &key, "a session with an override").await;
     assert_eq!(
         record.max_age,
         Some(THIRTY_DAYS),
         "the override did not round-trip"
     );
-    assert_lifetime(
-        record.ttl,
-        THIRTY_DAYS,
-        "the ttl of a session with an override",
-    );
+    let what = "the ttl of a session with an override";
+    assert_lifetime(record.ttl, THIRTY_DAYS, what);
     assert_agrees(expiry, &record, "create with an override");
 
-    let clear = ChangeSet {
-        max_age: Update::Set(None),
-        ..changes(&[("b", "1")], &[], HOUR)
-    };
+    let clear = changes(&[("b", "1")], &[], HOUR).with_max_age(None);
     let expiry = updated(store, &key, &clear, "update clearing the override").await;
     assert_eq!(
         expiry.max_age, None,
         "the override after Set(None) (update reports)"
     );
-    let record = load(store, &key, "a session whose override was cleared").await;
+    let record = reload(store, &key, expiry, "update clearing the override").await;
     assert_eq!(record.max_age, None, "Set(None) did not clear the override");
-    assert_lifetime(
-        record.ttl,
-        HOUR,
-        "the ttl after clearing a 30-day override with a 1-hour default (a Set may shorten)",
-    );
-    assert_agrees(expiry, &record, "update clearing the override");
+    let what = "the ttl after clearing a 30-day override with a 1-hour default (a Set may shorten)";
+    assert_lifetime(record.ttl, HOUR, what);
 }
 
 async fn lifetimes_are_capped_at_max_lifetime(store: &dyn SessionStore) {
     let thousand_days = Duration::from_secs(1000 * 24 * 60 * 60);
-    let by_override = key("capped-override");
-    let create = ChangeSet {
-        max_age: Update::Set(Some(thousand_days)),
-        ..changes(&[("a", "1")], &[], HOUR)
-    };
-    let expiry = created(store, &by_override, &create, "create with a huge override").await;
+    let create = one_field(HOUR).with_max_age(Some(thousand_days));
+    let (expiry, record) = create_and_load(store, &key("capped-override"), &create).await;
     assert_lifetime(expiry.ttl, MAX_LIFETIME, "the ttl of a 1000-day override");
-    let record = load(store, &by_override, "a session with a huge override").await;
     assert_lifetime(record.ttl, MAX_LIFETIME, "the ttl of a 1000-day override");
 
-    let by_default = key("capped-default");
-    created(
-        store,
-        &by_default,
-        &changes(&[("a", "1")], &[], thousand_days),
-        "create with a huge default",
-    )
-    .await;
-    let record = load(store, &by_default, "a session with a huge default").await;
+    let create = one_field(thousand_days);
+    let (_, record) = create_and_load(store, &key("capped-default"), &create).await;
     assert_lifetime(record.ttl, MAX_LIFETIME, "the ttl of a 1000-day default");
 }
 
@@ -572,31 +384,21 @@ async fn lifetimes_are_capped_at_max_lifetime(store: &dyn SessionStore) {
 
 async fn rekey_moves_the_session_with_its_changes_merged(store: &dyn SessionStore) {
     let (from, to, owner) = (key("move-from"), key("move-to"), owner("move"));
-    let create = ChangeSet {
-        max_age: Update::Set(Some(2 * HOUR)),
-        owner: Update::Set(Some(owner.clone())),
-        ..changes(&[("a", "1"), ("b", "2")], &[], MINUTE)
-    };
-    created(store, &from, &create, "create").await;
+    let create = changes(&[("a", "1"), ("b", "2")], &[], MINUTE)
+        .with_max_age(Some(2 * HOUR))
+        .with_owner(&owner);
+    created(store, &from, &create).await;
     let change = changes(&[("b", "3"), ("c", "4")], &["a"], MINUTE);
     let expiry = moved(store, &from, &to, &change, "rekey").await;
     assert_eq!(expiry.max_age, Some(2 * HOUR), "the override rekey reports");
     assert_lifetime(expiry.ttl, 2 * HOUR, "the ttl rekey reports");
-    assert_eq!(
-        store.load(&from).await.unwrap(),
-        None,
-        "rekey left the session under its old key"
-    );
-    let record = load(store, &to, "a moved session").await;
-    assert_eq!(
-        *record.fields,
-        fields(&[("b", "3"), ("c", "4")]),
-        "rekey must move the fields with its changes merged"
-    );
-    assert_eq!(record.owner, Some(owner.clone()), "rekey lost the owner");
-    assert_eq!(record.max_age, Some(2 * HOUR), "rekey lost the override");
-    assert_lifetime(record.ttl, 2 * HOUR, "the ttl of a moved session");
-    assert_agrees(expiry, &record, "rekey");
+    assert_gone(store, &from, "rekey left the session under its old key").await;
+    let record = reload(store, &to, expiry, "rekey").await;
+    let merged = expect(&[("b", "3"), ("c", "4")], 2 * HOUR)
+        .max_age(2 * HOUR)
+        .owner(&owner);
+    let what = "a moved session (rekey must move fields, override and owner, its changes merged)";
+    assert_session(&record, &merged, what);
 }
 
 async fn rekey_onto_a_live_key_is_refused_and_changes_neither_session(store: &dyn SessionStore) {
@@ -606,101 +408,38 @@ async fn rekey_onto_a_live_key_is_refused_and_changes_neither_session(store: &dy
         owner("clash-to"),
         owner("clash-change"),
     );
-    let create_from = ChangeSet {
-        owner: Update::Set(Some(owner_from.clone())),
-        ..changes(&[("a", "1")], &[], HOUR)
-    };
-    let create_to = ChangeSet {
-        owner: Update::Set(Some(owner_to.clone())),
-        ..changes(&[("x", "1")], &[], DAY)
-    };
-    created(store, &from, &create_from, "create the source").await;
-    created(store, &to, &create_to, "create the target").await;
-    let change = ChangeSet {
-        max_age: Update::Set(Some(THIRTY_DAYS)),
-        owner: Update::Set(Some(owner_change.clone())),
-        ..changes(&[("a", "2")], &["x"], HOUR)
-    };
-    let record = load(store, &from, "the source").await;
+    created(store, &from, &one_field(HOUR).with_owner(&owner_from)).await;
+    let target = changes(&[("x", "1")], &[], DAY).with_owner(&owner_to);
+    created(store, &to, &target).await;
+    let change = changes(&[("a", "2")], &["x"], HOUR)
+        .with_max_age(Some(THIRTY_DAYS))
+        .with_owner(&owner_change);
+    let seen = load(store, &from, "the source").await;
     assert_eq!(
-        store
-            .rekey(&from, &to, &change, &whole(&record, &change))
-            .await
-            .unwrap(),
+        rekey_seen(store, &from, &to, &change, &seen).await,
         Moved::KeyTaken,
         "rekey onto a key holding a live session must report KeyTaken"
     );
-    let source = load(store, &from, "the source of a refused rekey").await;
-    assert_eq!(
-        *source.fields,
-        fields(&[("a", "1")]),
-        "a refused rekey changed its source's fields"
-    );
-    assert_eq!(
-        source.owner,
-        Some(owner_from.clone()),
-        "a refused rekey changed its source's owner"
-    );
-    assert_eq!(
-        source.max_age, None,
-        "a refused rekey changed its source's override"
-    );
-    assert_lifetime(source.ttl, HOUR, "the source's ttl after a refused rekey");
-    let target = load(store, &to, "the target of a refused rekey").await;
-    assert_eq!(
-        *target.fields,
-        fields(&[("x", "1")]),
-        "a refused rekey changed the session under its target key"
-    );
-    assert_eq!(
-        target.owner,
-        Some(owner_to.clone()),
-        "a refused rekey changed its target's owner"
-    );
-    assert_eq!(
-        target.max_age, None,
-        "a refused rekey changed its target's override"
-    );
-    assert_lifetime(target.ttl, DAY, "the target's ttl after a refused rekey");
-    assert_owned(
-        store,
-        &owner_from,
-        &[&from],
-        "the source's owner after a refused rekey",
-    )
-    .await;
-    assert_owned(
-        store,
-        &owner_to,
-        &[&to],
-        "the target's owner after a refused rekey",
-    )
-    .await;
+    let source = expect(&[("a", "1")], HOUR).owner(&owner_from);
+    assert_loads(store, &from, &source, "the source of a refused rekey").await;
+    let target = expect(&[("x", "1")], DAY).owner(&owner_to);
+    assert_loads(store, &to, &target, "the target of a refused rekey").await;
+    let what = "the source's owner after a refused rekey";
+    assert_owned(store, &owner_from, &[&from], what).await;
+    let what = "the target's owner after a refused rekey";
+    assert_owned(store, &owner_to, &[&to], what).await;
     assert_owned(store, &owner_change, &[], "the owner a refused rekey set").await;
 }
 
 async fn rekey_onto_an_expired_key_replaces_it(store: &dyn SessionStore) {
     let (from, to) = (key("onto-expired-from"), key("onto-expired-to"));
     let (owner, stale_owner) = (owner("onto-expired"), owner("onto-expired-stale"));
-    let stale = ChangeSet {
-        owner: Update::Set(Some(stale_owner.clone())),
-        ..changes(&[("old", "1"), ("a", "old")], &[], BLINK)
-    };
+    let stale = changes(&[("old", "1"), ("a", "old")], &[], BLINK).with_owner(&stale_owner);
     create_short_lived(store, &to, stale).await;
-    let create = ChangeSet {
-        owner: Update::Set(Some(owner.clone())),
-        ..changes(&[("a", "1")], &[], HOUR)
-    };
-    created(store, &from, &create, "create the source").await;
+    created(store, &from, &one_field(HOUR).with_owner(&owner)).await;
     wait_for_expiry().await;
-    moved(
-        store,
-        &from,
-        &to,
-        &changes(&[], &[], HOUR),
-        "rekey onto an expired session",
-    )
-    .await;
+    let change = changes(&[], &[], HOUR);
+    moved(store, &from, &to, &change, "rekey onto an expired session").await;
     let record = load(store, &to, "a session moved onto an expired one").await;
     assert_eq!(
         *record.fields,
@@ -712,34 +451,18 @@ async fn rekey_onto_an_expired_key_replaces_it(store: &dyn SessionStore) {
         Some(owner.clone()),
         "rekey onto an expired session took its owner"
     );
-    assert_owned(
-        store,
-        &owner,
-        &[&to],
-        "the owner of a session moved onto an expired one",
-    )
-    .await;
-    assert_owned(
-        store,
-        &stale_owner,
-        &[],
-        "the owner of an expired session replaced by a rekey",
-    )
-    .await;
+    let what = "the owner of a session moved onto an expired one";
+    assert_owned(store, &owner, &[&to], what).await;
+    let what = "the owner of an expired session replaced by a rekey";
+    assert_owned(store, &stale_owner, &[], what).await;
 }
 
 async fn rekey_of_a_session_that_is_not_live_is_gone_and_creates_nothing(store: &dyn SessionStore) {
     for case in NotLive::ALL {
-        let (from, to, owner) = (
-            key("rekey-gone-from"),
-            key("rekey-gone-to"),
-            owner("rekey-gone"),
-        );
+        let (from, to) = (key("rekey-gone-from"), key("rekey-gone-to"));
+        let (owner, name) = (owner("rekey-gone"), case.name());
         case.prepare(store, &from).await;
-        let change = ChangeSet {
-            owner: Update::Set(Some(owner.clone())),
-            ..changes(&[("a", "1")], &[], HOUR)
-        };
+        let change = one_field(HOUR).with_owner(&owner);
         // What the request saw before the session went away.
         let seen = Record {
             fields: Arc::new(fields(&[("a", "0")])),
@@ -748,63 +471,38 @@ async fn rekey_of_a_session_that_is_not_live_is_gone_and_creates_nothing(store: 
             owner: None,
         };
         assert_eq!(
-            store
-                .rekey(&from, &to, &change, &whole(&seen, &change))
-                .await
-                .unwrap(),
+            rekey_seen(store, &from, &to, &change, &seen).await,
             Moved::Gone,
-            "rekey of a {} session must report Gone",
-            case.name()
+            "rekey of a {name} session must report Gone"
         );
-        assert_eq!(
-            store.load(&to).await.unwrap(),
-            None,
-            "rekey of a {} session created one under the new key",
-            case.name()
-        );
-        assert_eq!(
-            store.load(&from).await.unwrap(),
-            None,
-            "rekey of a {} session brought it back under the old key",
-            case.name()
-        );
-        assert_owned(
-            store,
-            &owner,
-            &[],
-            &format!("the owner a refused rekey of a {} session set", case.name()),
-        )
-        .await;
+        let what = format!("rekey of a {name} session created one under the new key");
+        assert_gone(store, &to, &what).await;
+        let what = format!("rekey of a {name} session brought it back under the old key");
+        assert_gone(store, &from, &what).await;
+        let what = format!("the owner a refused rekey of a {name} session set");
+        assert_owned(store, &owner, &[], &what).await;
     }
 }
 
 async fn a_moved_session_is_gone_from_its_old_key(store: &dyn SessionStore) {
     let (from, to, elsewhere) = (key("moved-from"), key("moved-to"), key("moved-elsewhere"));
-    created(store, &from, &changes(&[("a", "1")], &[], HOUR), "create").await;
+    created(store, &from, &one_field(HOUR)).await;
     moved(store, &from, &to, &changes(&[], &[], HOUR), "rekey").await;
+    let late = changes(&[("late", "1")], &[], HOUR);
     assert_eq!(
-        store
-            .update(&from, &changes(&[("late", "1")], &[], HOUR))
-            .await
-            .unwrap(),
+        store.update(&from, &late).await.unwrap(),
         Updated::Gone,
         "update of a key a session was moved away from must report Gone"
     );
     let record = load(store, &to, "a moved session").await;
-    let change = changes(&[("again", "1")], &[], HOUR);
+    let again = changes(&[("again", "1")], &[], HOUR);
     assert_eq!(
-        store
-            .rekey(&from, &elsewhere, &change, &whole(&record, &change))
-            .await
-            .unwrap(),
+        rekey_seen(store, &from, &elsewhere, &again, &record).await,
         Moved::Gone,
         "a second rekey of a key a session was moved away from must report Gone"
     );
-    assert_eq!(
-        store.load(&elsewhere).await.unwrap(),
-        None,
-        "a second rekey of the old key created a session"
-    );
+    let what = "a second rekey of the old key created a session";
+    assert_gone(store, &elsewhere, what).await;
     assert_eq!(
         *load(store, &to, "a moved session").await.fields,
         fields(&[("a", "1")]),
@@ -817,13 +515,9 @@ async fn a_moved_session_is_gone_from_its_old_key(store: &dyn SessionStore) {
 
 async fn delete_removes_the_session_and_a_missing_key_is_fine(store: &dyn SessionStore) {
     let key = key("delete");
-    created(store, &key, &changes(&[("a", "1")], &[], HOUR), "create").await;
+    created(store, &key, &one_field(HOUR)).await;
     store.delete(&key).await.unwrap();
-    assert_eq!(
-        store.load(&key).await.unwrap(),
-        None,
-        "a deleted session still loads"
-    );
+    assert_gone(store, &key, "a deleted session still loads").await;
     store
         .delete(&key)
         .await
@@ -838,74 +532,31 @@ async fn delete_removes_the_session_and_a_missing_key_is_fine(store: &dyn Sessio
 // Owners
 
 async fn list_owned_reports_exactly_the_owners_live_sessions(store: &dyn SessionStore) {
-    let (owner, other) = (owner("list"), owner("list-other"));
-    let owned = [key("list-1"), key("list-2"), key("list-3")];
-    for key in &owned {
-        created(
-            store,
-            key,
-            &owned_by(&owner, HOUR),
-            "create an owned session",
-        )
-        .await;
-    }
-    let others = key("list-others");
-    created(
-        store,
-        &others,
-        &owned_by(&other, HOUR),
-        "create another owner's session",
-    )
-    .await;
-    created(
-        store,
-        &key("list-unowned"),
-        &changes(&[("a", "1")], &[], HOUR),
-        "create",
-    )
-    .await;
+    let Neighbourhood {
+        owner,
+        other,
+        owned,
+        others,
+        ..
+    } = neighbourhood(store, "list").await;
     create_short_lived(store, &key("list-expired"), owned_by(&owner, BLINK)).await;
     wait_for_expiry().await;
 
-    let listed = store.list_owned(&owner).await.unwrap();
-    assert_eq!(
-        keys_of(&listed),
-        set_of(&owned.iter().collect::<Vec<_>>()),
-        "list_owned must report exactly the owner's live sessions"
-    );
-    assert_eq!(
-        listed.len(),
-        owned.len(),
-        "list_owned reported a session twice: {listed:?}"
-    );
+    let what = "the owner (list_owned must report exactly its live sessions)";
+    let listed = assert_owned(store, &owner, &owned.each_ref(), what).await;
     for session in &listed {
         assert_sane_times(session, HOUR);
     }
     assert_owned(store, &other, &[&others], "another owner").await;
-    assert_owned(
-        store,
-        &self::owner("list-nobody"),
-        &[],
-        "an owner without sessions",
-    )
-    .await;
+    let nobody = self::owner("list-nobody");
+    assert_owned(store, &nobody, &[], "an owner without sessions").await;
 
     // A write moves `updated_at`, not `created_at`.
-    let before = listed.iter().find(|s| s.key == owned[0]).unwrap().clone();
-    updated(
-        store,
-        &owned[0],
-        &changes(&[("b", "1")], &[], HOUR),
-        "update",
-    )
-    .await;
-    let after = store
-        .list_owned(&owner)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.key == owned[0])
-        .expect("an updated session left its owner's list");
+    let before = entry(listed, &owned[0], "the owner's list");
+    let change = changes(&[("b", "1")], &[], HOUR);
+    updated(store, &owned[0], &change, "update").await;
+    let listed = store.list_owned(&owner).await.unwrap();
+    let after = entry(listed, &owned[0], "the owner's list after an update");
     assert_eq!(
         after.created_at, before.created_at,
         "update moved created_at"
@@ -919,46 +570,22 @@ async fn list_owned_reports_exactly_the_owners_live_sessions(store: &dyn Session
 
 async fn rekey_keeps_the_session_in_its_owners_list_under_the_new_key(store: &dyn SessionStore) {
     let (owner, next_owner) = (owner("rekey-list"), owner("rekey-list-next"));
-    let (from, to, again, sibling) = (
-        key("rekey-list-from"),
-        key("rekey-list-to"),
-        key("rekey-list-again"),
-        key("rekey-list-sibling"),
-    );
-    created(store, &from, &owned_by(&owner, HOUR), "create").await;
-    created(store, &sibling, &owned_by(&owner, HOUR), "create a sibling").await;
+    let [from, sibling] =
+        create_owned(store, &owner, ["rekey-list-from", "rekey-list-sibling"]).await;
+    let (to, again) = (key("rekey-list-to"), key("rekey-list-again"));
     moved(store, &from, &to, &changes(&[], &[], HOUR), "rekey").await;
-    assert_owned(
-        store,
-        &owner,
-        &[&to, &sibling],
-        "the owner after a rekey (new key only)",
-    )
-    .await;
+    let what = "the owner after a rekey (new key only)";
+    assert_owned(store, &owner, &[&to, &sibling], what).await;
 
-    let change = ChangeSet {
-        owner: Update::Set(Some(next_owner.clone())),
-        ..changes(&[], &[], HOUR)
-    };
+    let change = changes(&[], &[], HOUR).with_owner(&next_owner);
     moved(store, &to, &again, &change, "rekey changing the owner").await;
-    assert_owned(
-        store,
-        &owner,
-        &[&sibling],
-        "the old owner after a rekey that changed the owner",
-    )
-    .await;
-    assert_owned(
-        store,
-        &next_owner,
-        &[&again],
-        "the new owner after a rekey that changed it",
-    )
-    .await;
+    let what = "the old owner after a rekey that changed the owner";
+    assert_owned(store, &owner, &[&sibling], what).await;
+    let what = "the new owner after a rekey that changed it";
+    assert_owned(store, &next_owner, &[&again], what).await;
+    let record = load(store, &again, "a session moved to a new owner").await;
     assert_eq!(
-        load(store, &again, "a session moved to a new owner")
-            .await
-            .owner,
+        record.owner,
         Some(next_owner),
         "rekey did not apply the owner change"
     );
@@ -966,155 +593,68 @@ async fn rekey_keeps_the_session_in_its_owners_list_under_the_new_key(store: &dy
 
 async fn deleted_and_expired_sessions_leave_their_owners_list(store: &dyn SessionStore) {
     let owner = owner("leave");
-    let (deleted, expiring, staying) = (
-        key("leave-deleted"),
-        key("leave-expiring"),
-        key("leave-staying"),
-    );
-    for key in [&deleted, &expiring, &staying] {
-        created(
-            store,
-            key,
-            &owned_by(&owner, HOUR),
-            "create an owned session",
-        )
-        .await;
-    }
+    let names = ["leave-deleted", "leave-expiring", "leave-staying"];
+    let [deleted, expiring, staying] = create_owned(store, &owner, names).await;
     assert_owned(store, &owner, &[&deleted, &expiring, &staying], "the owner").await;
     store.delete(&deleted).await.unwrap();
-    assert_owned(
-        store,
-        &owner,
-        &[&expiring, &staying],
-        "the owner after a delete",
-    )
-    .await;
-    let expire = ChangeSet {
-        max_age: Update::Set(Some(BLINK)),
-        ..changes(&[], &[], HOUR)
-    };
+    let what = "the owner after a delete";
+    assert_owned(store, &owner, &[&expiring, &staying], what).await;
+    let expire = changes(&[], &[], HOUR).with_max_age(Some(BLINK));
     updated(store, &expiring, &expire, "shortening a session to a blink").await;
     wait_for_expiry().await;
-    assert_owned(
-        store,
-        &owner,
-        &[&staying],
-        "the owner after a session expired",
-    )
-    .await;
+    let what = "the owner after a session expired";
+    assert_owned(store, &owner, &[&staying], what).await;
 }
 
 async fn changing_the_owner_moves_the_session_between_lists(store: &dyn SessionStore) {
     let (first, second) = (owner("change-first"), owner("change-second"));
-    let key = key("change-owner");
-    created(store, &key, &owned_by(&first, HOUR), "create").await;
-    let to_second = ChangeSet {
-        owner: Update::Set(Some(second.clone())),
-        ..changes(&[], &[], HOUR)
-    };
+    let [key] = create_owned(store, &first, ["change-owner"]).await;
+    let to_second = changes(&[], &[], HOUR).with_owner(&second);
     updated(store, &key, &to_second, "update changing the owner").await;
     assert_owned(store, &first, &[], "the old owner after an owner change").await;
-    assert_owned(
-        store,
-        &second,
-        &[&key],
-        "the new owner after an owner change",
-    )
-    .await;
+    let what = "the new owner after an owner change";
+    assert_owned(store, &second, &[&key], what).await;
+    let record = load(store, &key, "a session with a new owner").await;
     assert_eq!(
-        load(store, &key, "a session with a new owner").await.owner,
-        Some(second.clone())
+        record.owner,
+        Some(second.clone()),
+        "update did not apply the owner change"
     );
 
-    let unbind = ChangeSet {
-        owner: Update::Set(None),
-        ..changes(&[], &[], HOUR)
-    };
+    let unbind = changes(&[], &[], HOUR).without_owner();
     updated(store, &key, &unbind, "update clearing the owner").await;
-    assert_owned(
-        store,
-        &second,
-        &[],
-        "the owner after the session was unbound",
-    )
-    .await;
-    assert_eq!(
-        load(store, &key, "an unbound session").await.owner,
-        None,
-        "Set(None) did not unbind"
-    );
+    let what = "the owner after the session was unbound";
+    assert_owned(store, &second, &[], what).await;
+    let record = load(store, &key, "an unbound session").await;
+    assert_eq!(record.owner, None, "Set(None) did not unbind");
 
-    updated(
-        store,
-        &key,
-        &owned_by(&first, HOUR),
-        "update binding an unbound session",
-    )
-    .await;
-    assert_owned(
-        store,
-        &first,
-        &[&key],
-        "the owner of a session bound by an update",
-    )
-    .await;
+    let bind = owned_by(&first, HOUR);
+    updated(store, &key, &bind, "update binding an unbound session").await;
+    let what = "the owner of a session bound by an update";
+    assert_owned(store, &first, &[&key], what).await;
 }
 
 async fn delete_owned_deletes_every_session_of_the_owner_and_counts_them(store: &dyn SessionStore) {
-    let (owner, other) = (owner("delete-owned"), owner("delete-owned-other"));
-    let owned = [
-        key("delete-owned-1"),
-        key("delete-owned-2"),
-        key("delete-owned-3"),
-    ];
-    for key in &owned {
-        created(
-            store,
-            key,
-            &owned_by(&owner, HOUR),
-            "create an owned session",
-        )
-        .await;
-    }
-    let others = key("delete-owned-others");
-    created(
-        store,
-        &others,
-        &owned_by(&other, HOUR),
-        "create another owner's session",
-    )
-    .await;
-    let unowned = key("delete-owned-unowned");
-    created(
-        store,
-        &unowned,
-        &changes(&[("a", "1")], &[], HOUR),
-        "create",
-    )
-    .await;
-
+    let Neighbourhood {
+        owner,
+        other,
+        owned,
+        others,
+        unowned,
+    } = neighbourhood(store, "delete-owned").await;
     assert_eq!(
         store.delete_owned(&owner, None).await.unwrap(),
         3,
         "delete_owned must count the sessions it deleted"
     );
     for key in &owned {
-        assert_eq!(
-            store.load(key).await.unwrap(),
-            None,
-            "delete_owned left {key} behind"
-        );
+        assert_gone(store, key, &format!("delete_owned left {key} behind")).await;
     }
     assert_owned(store, &owner, &[], "the owner after delete_owned").await;
     load(store, &others, "another owner's session after delete_owned").await;
     load(store, &unowned, "an unowned session after delete_owned").await;
-    assert_owned(
-        store,
-        &other,
-        &[&others],
-        "another owner after delete_owned",
-    )
-    .await;
+    let what = "another owner after delete_owned";
+    assert_owned(store, &other, &[&others], what).await;
     assert_eq!(
         store.delete_owned(&owner, None).await.unwrap(),
         0,
@@ -1124,28 +664,14 @@ async fn delete_owned_deletes_every_session_of_the_owner_and_counts_them(store: 
 
 async fn delete_owned_keeps_the_session_it_is_told_to_keep(store: &dyn SessionStore) {
     let (owner, other) = (owner("keep"), owner("keep-other"));
-    let owned = [key("keep-1"), key("keep-2"), key("keep-3")];
-    for key in &owned {
-        created(
-            store,
-            key,
-            &owned_by(&owner, HOUR),
-            "create an owned session",
-        )
-        .await;
-    }
+    let owned = create_owned(store, &owner, ["keep-1", "keep-2", "keep-3"]).await;
     assert_eq!(
         store.delete_owned(&owner, Some(&owned[1])).await.unwrap(),
         2,
         "delete_owned with a session to keep must count the others"
     );
-    assert_owned(
-        store,
-        &owner,
-        &[&owned[1]],
-        "the owner after delete_owned keeping one",
-    )
-    .await;
+    let what = "the owner after delete_owned keeping one";
+    assert_owned(store, &owner, &[&owned[1]], what).await;
     assert_eq!(
         *load(store, &owned[1], "the kept session").await.fields,
         fields(&[("owned", "1")]),
@@ -1153,25 +679,14 @@ async fn delete_owned_keeps_the_session_it_is_told_to_keep(store: &dyn SessionSt
     );
 
     // A key to keep that is not the owner's protects nothing of the owner's.
-    let others = key("keep-others");
-    created(
-        store,
-        &others,
-        &owned_by(&other, HOUR),
-        "create another owner's session",
-    )
-    .await;
+    let [others] = create_owned(store, &other, ["keep-others"]).await;
     assert_eq!(
         store.delete_owned(&owner, Some(&others)).await.unwrap(),
         1,
         "delete_owned keeping another owner's session must delete all of the owner's"
     );
-    load(
-        store,
-        &others,
-        "another owner's session named as the one to keep",
-    )
-    .await;
+    let what = "another owner's session named as the one to keep";
+    load(store, &others, what).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1180,29 +695,17 @@ async fn delete_owned_keeps_the_session_it_is_told_to_keep(store: &dyn SessionSt
 async fn concurrent_updates_of_different_fields_all_survive(racers: Racers<'_>) {
     let store = racers.store();
     let key = key("race-fields");
-    created(store, &key, &changes(&[("base", "0")], &[], HOUR), "create").await;
-    let racing = key.clone();
+    created(store, &key, &changes(&[("base", "0")], &[], HOUR)).await;
     racers
-        .race(TASKS, move |store, task| {
-            let key = racing.clone();
+        .rounds(TASKS, &key, |store, key, task, round| {
             Box::pin(async move {
-                for round in 0..ROUNDS {
-                    let value = round.to_string();
-                    let change = changes(
-                        &[
-                            (task_field(task, None), &value),
-                            (task_field(task, Some(round)), "x"),
-                        ],
-                        &[],
-                        HOUR,
-                    );
-                    let outcome = store.update(&key, &change).await.unwrap();
-                    assert!(
-                        matches!(outcome, Updated::Written(_)),
-                        "task {task}, round {round}: a concurrent update found the session gone"
-                    );
-                    tokio::task::yield_now().await;
-                }
+                let value = round.to_string();
+                let mine = [
+                    (task_field(task, None), value.as_str()),
+                    (task_field(task, Some(round)), "x"),
+                ];
+                let what = format!("task {task}, round {round}: a concurrent update");
+                updated(store, &key, &changes(&mine, &[], HOUR), &what).await;
             })
         })
         .await;
@@ -1242,45 +745,26 @@ async fn concurrent_updates_of_different_fields_all_survive(racers: Racers<'_>) 
 async fn concurrent_writes_to_one_field_leave_one_of_the_written_values(racers: Racers<'_>) {
     let store = racers.store();
     let key = key("race-one-field");
-    created(
-        store,
-        &key,
-        &changes(&[("shared", "initial")], &[], HOUR),
-        "create",
-    )
-    .await;
-    let racing = key.clone();
+    created(store, &key, &changes(&[("shared", "initial")], &[], HOUR)).await;
     // The last task only reads, all along.
     racers
-        .race(TASKS + 1, move |store, task| {
-            let key = racing.clone();
+        .rounds(TASKS + 1, &key, |store, key, task, round| {
             Box::pin(async move {
-                for round in 0..ROUNDS {
-                    if task == TASKS {
-                        let record = store.load(&key).await.unwrap().unwrap_or_else(|| {
-                            panic!("round {round}: a session being written concurrently did not load")
-                        });
-                        let shared = record.fields.get("shared").unwrap_or_else(|| {
-                            panic!("round {round}: a field being written concurrently was missing")
-                        });
-                        assert!(
-                            shared.as_ref() == b"initial" || written_value(shared).is_some(),
-                            "round {round}: a field being written concurrently read {shared:?}, which nobody wrote"
-                        );
-                    } else {
-                        let value = format!("{task}-{round}");
-                        let change = changes(
-                            &[("shared", &value), (task_field(task, None), &round.to_string())],
-                            &[],
-                            HOUR,
-                        );
-                        let outcome = store.update(&key, &change).await.unwrap();
-                        assert!(
-                            matches!(outcome, Updated::Written(_)),
-                            "task {task}, round {round}: a concurrent update found the session gone"
-                        );
-                    }
-                    tokio::task::yield_now().await;
+                if task == TASKS {
+                    let what = format!("round {round}: a session being written concurrently");
+                    let record = load(store, &key, &what).await;
+                    let shared = record.fields.get("shared").unwrap_or_else(|| {
+                        panic!("round {round}: a field being written concurrently was missing")
+                    });
+                    assert!(
+                        shared.as_ref() == b"initial" || written_value(shared).is_some(),
+                        "round {round}: a field being written concurrently read {shared:?}, which nobody wrote"
+                    );
+                } else {
+                    let (value, own) = (format!("{task}-{round}"), round.to_string());
+                    let mine = [("shared", value.as_str()), (task_field(task, None), &own)];
+                    let what = format!("task {task}, round {round}: a concurrent update");
+                    updated(store, &key, &changes(&mine, &[], HOUR), &what).await;
                 }
             })
         })
@@ -1316,24 +800,14 @@ async fn concurrent_creates_on_one_key_have_exactly_one_winner(racers: Racers<'_
             .race(TASKS, move |store, task| {
                 let (key, owners) = (racing.clone(), Arc::clone(&racing_owners));
                 Box::pin(async move {
-                    let change = ChangeSet {
-                        owner: Update::Set(Some(owners[task].clone())),
-                        ..changes(&[("winner", &task.to_string())], &[], HOUR)
-                    };
+                    let change = changes(&[("winner", &task.to_string())], &[], HOUR)
+                        .with_owner(&owners[task]);
                     store.create(&key, &change).await.unwrap()
                 })
             })
             .await;
-        let winners: Vec<usize> = (0..TASKS)
-            .filter(|&task| matches!(outcomes[task], Created::Written(_)))
-            .collect();
-        assert_eq!(
-            winners.len(),
-            1,
-            "race {race}: {} concurrent creates of one key won (exactly one must, the rest get KeyTaken): {outcomes:?}",
-            winners.len()
-        );
-        let winner = winners[0];
+        let what = format!("race {race}: concurrent creates of one key (the rest get KeyTaken)");
+        let winner = the_winner(&outcomes, |o| matches!(o, Created::Written(_)), &what);
         let record = load(store, &key, "a session created by racing creates").await;
         assert_eq!(
             *record.fields,
@@ -1347,13 +821,8 @@ async fn concurrent_creates_on_one_key_have_exactly_one_winner(racers: Racers<'_
         );
         for (task, owner) in owners.iter().enumerate() {
             let expected: &[&StoreKey] = if task == winner { &[&key] } else { &[] };
-            assert_owned(
-                store,
-                owner,
-                expected,
-                &format!("race {race}: the owner of create {task}"),
-            )
-            .await;
+            let what = format!("race {race}: the owner of create {task}");
+            assert_owned(store, owner, expected, &what).await;
         }
     }
 }
@@ -1362,11 +831,7 @@ async fn concurrent_rekeys_of_one_session_have_exactly_one_winner(racers: Racers
     let store = racers.store();
     for race in 0..RACES {
         let (from, owner) = (key("race-rekey-from"), owner("race-rekey"));
-        let create = ChangeSet {
-            owner: Update::Set(Some(owner.clone())),
-            ..changes(&[("a", "1")], &[], HOUR)
-        };
-        created(store, &from, &create, "create").await;
+        created(store, &from, &one_field(HOUR).with_owner(&owner)).await;
         let seen = load(store, &from, "the session about to be moved").await;
         let targets: Arc<Vec<StoreKey>> =
             Arc::new((0..TASKS).map(|_| key("race-rekey-to")).collect());
@@ -1377,58 +842,36 @@ async fn concurrent_rekeys_of_one_session_have_exactly_one_winner(racers: Racers
                     (racing.clone(), Arc::clone(&racing_targets), seen.clone());
                 Box::pin(async move {
                     let change = changes(&[("mover", &task.to_string())], &[], HOUR);
-                    store
-                        .rekey(&from, &targets[task], &change, &whole(&seen, &change))
-                        .await
-                        .unwrap()
+                    rekey_seen(store, &from, &targets[task], &change, &seen).await
                 })
             })
             .await;
-        let winners: Vec<usize> = (0..TASKS)
-            .filter(|&task| matches!(outcomes[task], Moved::Written(_)))
-            .collect();
-        assert_eq!(
-            winners.len(),
-            1,
-            "race {race}: {} concurrent rekeys of one session won (exactly one must, the rest get Gone): {outcomes:?}",
-            winners.len()
-        );
+        let what = format!("race {race}: concurrent rekeys of one session (the rest get Gone)");
+        let winner = the_winner(&outcomes, |o| matches!(o, Moved::Written(_)), &what);
         assert!(
             outcomes
                 .iter()
                 .all(|outcome| matches!(outcome, Moved::Written(_) | Moved::Gone)),
             "race {race}: a rekey onto a fresh key reported KeyTaken: {outcomes:?}"
         );
-        let winner = winners[0];
-        assert_eq!(
-            store.load(&from).await.unwrap(),
-            None,
-            "race {race}: racing rekeys left the old key"
-        );
+        let what = format!("race {race}: racing rekeys left the old key");
+        assert_gone(store, &from, &what).await;
         for (task, target) in targets.iter().enumerate() {
-            let loaded = store.load(target).await.unwrap();
             if task == winner {
-                let record = loaded
-                    .unwrap_or_else(|| panic!("race {race}: the winning rekey's key is empty"));
+                let what = format!("race {race}: the winning rekey's key");
+                let record = load(store, target, &what).await;
                 assert_eq!(
                     *record.fields,
                     fields(&[("a", "1"), ("mover", &winner.to_string())]),
                     "race {race}: the moved session is not the winning rekey's"
                 );
             } else {
-                assert_eq!(
-                    loaded, None,
-                    "race {race}: a losing rekey (task {task}) forked the session"
-                );
+                let what = format!("race {race}: a losing rekey (task {task}) forked the session");
+                assert_gone(store, target, &what).await;
             }
         }
-        assert_owned(
-            store,
-            &owner,
-            &[&targets[winner]],
-            &format!("race {race}: the owner after racing rekeys"),
-        )
-        .await;
+        let what = format!("race {race}: the owner after racing rekeys");
+        assert_owned(store, &owner, &[&targets[winner]], &what).await;
     }
 }
 
@@ -1436,32 +879,24 @@ async fn an_update_racing_a_delete_never_brings_the_session_back(racers: Racers<
     let store = racers.store();
     for round in 0..ROUNDS {
         let key = key("race-delete");
-        created(store, &key, &changes(&[("a", "1")], &[], HOUR), "create").await;
+        created(store, &key, &one_field(HOUR)).await;
         let racing = key.clone();
         racers
             .race(2, move |store, task| {
                 let key = racing.clone();
                 Box::pin(async move {
-                    // Alternate which one goes first.
-                    if (task + round) % 2 == 0 {
-                        tokio::task::yield_now().await;
-                    }
+                    take_turns(task, round).await;
                     if task == 0 {
                         store.delete(&key).await.unwrap();
                     } else {
-                        store
-                            .update(&key, &changes(&[("late", "1")], &[], HOUR))
-                            .await
-                            .unwrap();
+                        let late = changes(&[("late", "1")], &[], HOUR);
+                        store.update(&key, &late).await.unwrap();
                     }
                 })
             })
             .await;
-        assert_eq!(
-            store.load(&key).await.unwrap(),
-            None,
-            "round {round}: an update racing a delete brought the session back"
-        );
+        let what = format!("round {round}: an update racing a delete brought the session back");
+        assert_gone(store, &key, &what).await;
     }
 }
 
@@ -1469,22 +904,18 @@ async fn an_update_racing_a_rekey_lands_in_the_moved_session_or_is_gone(racers: 
     let store = racers.store();
     for round in 0..ROUNDS {
         let (from, to) = (key("race-move-from"), key("race-move-to"));
-        created(store, &from, &changes(&[("a", "1")], &[], HOUR), "create").await;
+        created(store, &from, &one_field(HOUR)).await;
         let seen = load(store, &from, "the session about to be moved").await;
         let (racing_from, racing_to) = (from.clone(), to.clone());
         let outcomes = racers
             .race(2, move |store, task| {
                 let (from, to, seen) = (racing_from.clone(), racing_to.clone(), seen.clone());
                 Box::pin(async move {
-                    if (task + round) % 2 == 0 {
-                        tokio::task::yield_now().await;
-                    }
+                    take_turns(task, round).await;
                     if task == 0 {
                         let change = changes(&[("moved", "1")], &[], HOUR);
-                        let outcome = store
-                            .rekey(&from, &to, &change, &whole(&seen, &change))
-                            .await;
-                        (Some(outcome.unwrap()), None)
+                        let outcome = rekey_seen(store, &from, &to, &change, &seen).await;
+                        (Some(outcome), None)
                     } else {
                         let change = changes(&[("late", "1")], &[], HOUR);
                         (None, Some(store.update(&from, &change).await.unwrap()))
@@ -1497,11 +928,8 @@ async fn an_update_racing_a_rekey_lands_in_the_moved_session_or_is_gone(racers: 
             matches!(rekey, Moved::Written(_)),
             "round {round}: a rekey racing an update reported {rekey:?}"
         );
-        assert_eq!(
-            store.load(&from).await.unwrap(),
-            None,
-            "round {round}: the old key survived a rekey"
-        );
+        let what = format!("round {round}: the old key survived a rekey");
+        assert_gone(store, &from, &what).await;
         let record = load(store, &to, "a session moved while it was updated").await;
         let expected = match update {
             Updated::Written(_) => fields(&[("a", "1"), ("moved", "1"), ("late", "1")]),
@@ -1522,25 +950,13 @@ async fn delete_expired_counts_exactly_the_expired_sessions(store: &dyn ExpiredC
     store.delete_expired().await.unwrap();
     let owner = owner("cleanup");
     let (expired, owned_expired) = ([key("cleanup-1"), key("cleanup-2")], key("cleanup-owned"));
-    let (live, owned_live) = (key("cleanup-live"), key("cleanup-owned-live"));
+    let live = key("cleanup-live");
     for key in &expired {
-        create_short_lived(store, key, changes(&[("a", "1")], &[], BLINK)).await;
+        create_short_lived(store, key, one_field(BLINK)).await;
     }
     create_short_lived(store, &owned_expired, owned_by(&owner, BLINK)).await;
-    created(
-        store,
-        &live,
-        &changes(&[("a", "1")], &[], HOUR),
-        "create a live session",
-    )
-    .await;
-    created(
-        store,
-        &owned_live,
-        &owned_by(&owner, HOUR),
-        "create a live owned session",
-    )
-    .await;
+    created(store, &live, &one_field(HOUR)).await;
+    let [owned_live] = create_owned(store, &owner, ["cleanup-owned-live"]).await;
     wait_for_expiry().await;
 
     assert_eq!(
@@ -1554,19 +970,10 @@ async fn delete_expired_counts_exactly_the_expired_sessions(store: &dyn ExpiredC
         "a second delete_expired found more expired sessions"
     );
     load(store, &live, "a live session after delete_expired").await;
-    load(
-        store,
-        &owned_live,
-        "a live owned session after delete_expired",
-    )
-    .await;
-    assert_owned(
-        store,
-        &owner,
-        &[&owned_live],
-        "the owner after delete_expired",
-    )
-    .await;
+    let what = "a live owned session after delete_expired";
+    load(store, &owned_live, what).await;
+    let what = "the owner after delete_expired";
+    assert_owned(store, &owner, &[&owned_live], what).await;
     for key in expired.iter().chain([&owned_expired]) {
         assert_eq!(
             store.update(key, &ChangeSet::touch(HOUR)).await.unwrap(),
@@ -1574,21 +981,10 @@ async fn delete_expired_counts_exactly_the_expired_sessions(store: &dyn ExpiredC
             "an update revived a session delete_expired deleted"
         );
     }
-    created(
-        store,
-        &owned_expired,
-        &changes(&[("b", "1")], &[], HOUR),
-        "create under a key delete_expired freed",
-    )
-    .await;
+    let create = changes(&[("b", "1")], &[], HOUR);
+    let (_, record) = create_and_load(store, &owned_expired, &create).await;
     assert_eq!(
-        *load(
-            store,
-            &owned_expired,
-            "a session under a key delete_expired freed"
-        )
-        .await
-        .fields,
+        *record.fields,
         fields(&[("b", "1")]),
         "a session deleted by delete_expired came back"
     );
@@ -1649,6 +1045,36 @@ impl Racers<'_> {
             }
         }
     }
+
+    /// Runs `round(store, key, i, r)` for every round `r` in `0..ROUNDS` of
+    /// every task `i` in `0..n`: the tasks at once, each yielding between its
+    /// rounds.
+    async fn rounds<F>(&self, n: usize, key: &StoreKey, round: F)
+    where
+        F: for<'s> Fn(&'s dyn SessionStore, StoreKey, usize, usize) -> Task<'s, ()>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (key, round) = (key.clone(), Arc::new(round));
+        self.race(n, move |store, task| {
+            let (key, round) = (key.clone(), Arc::clone(&round));
+            Box::pin(async move {
+                for r in 0..ROUNDS {
+                    round(store, key.clone(), task, r).await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .await;
+    }
+}
+
+/// Lets the other of two racing tasks go first in every other round.
+async fn take_turns(task: usize, round: usize) {
+    if (task + round).is_multiple_of(2) {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Polls every task until all are done; their outputs in order.
@@ -1703,6 +1129,7 @@ fn written_value(value: &Bytes) -> Option<(usize, usize)> {
 }
 
 // ---------------------------------------------------------------------------
+// ---------------------------------------------------------------------------
 // Helpers
 
 /// The ways a key can hold no live session.
@@ -1729,13 +1156,10 @@ impl NotLive {
         match self {
             Self::Missing => {}
             Self::Deleted => {
-                created(store, key, &changes(&[("a", "1")], &[], HOUR), "create").await;
+                created(store, key, &one_field(HOUR)).await;
                 store.delete(key).await.unwrap();
             }
-            Self::Expired => {
-                create_short_lived(store, key, changes(&[("a", "1")], &[], BLINK)).await;
-                wait_for_expiry().await;
-            }
+            Self::Expired => create_expired(store, key, one_field(BLINK)).await,
         }
     }
 }
@@ -1777,11 +1201,46 @@ fn changes(
     }
 }
 
+/// A change set that sets the one field `a = 1` and changes no setting.
+fn one_field(default_max_age: Duration) -> ChangeSet {
+    changes(&[("a", "1")], &[], default_max_age)
+}
+
 /// A change set binding the session to `owner`, with one field.
 fn owned_by(owner: &Arc<str>, default_max_age: Duration) -> ChangeSet {
-    ChangeSet {
-        owner: Update::Set(Some(owner.clone())),
-        ..changes(&[("owned", "1")], &[], default_max_age)
+    changes(&[("owned", "1")], &[], default_max_age).with_owner(owner)
+}
+
+/// The settings a change set may change, on top of [`changes`].
+trait Settings {
+    /// Sets the session's own max-age override (`None` clears it).
+    fn with_max_age(self, max_age: Option<Duration>) -> Self;
+    /// Binds the session to `owner`.
+    fn with_owner(self, owner: &Arc<str>) -> Self;
+    /// Unbinds the session from its owner.
+    fn without_owner(self) -> Self;
+}
+
+impl Settings for ChangeSet {
+    fn with_max_age(self, max_age: Option<Duration>) -> Self {
+        Self {
+            max_age: Update::Set(max_age),
+            ..self
+        }
+    }
+
+    fn with_owner(self, owner: &Arc<str>) -> Self {
+        Self {
+            owner: Update::Set(Some(owner.clone())),
+            ..self
+        }
+    }
+
+    fn without_owner(self) -> Self {
+        Self {
+            owner: Update::Set(None),
+            ..self
+        }
     }
 }
 
@@ -1815,16 +1274,26 @@ fn whole(seen: &Record, changes: &ChangeSet) -> Record {
     }
 }
 
-async fn created(
+// ---------------------------------------------------------------------------
+// Fixtures: writes that must succeed
+
+/// Creates a session under the fresh `key`.
+async fn created(store: &dyn SessionStore, key: &StoreKey, changes: &ChangeSet) -> Expiry {
+    match store.create(key, changes).await.unwrap() {
+        Created::Written(expiry) => expiry,
+        Created::KeyTaken => panic!("create of {key}: a fresh key reported KeyTaken"),
+    }
+}
+
+/// Creates a session under the fresh `key` and loads it back.
+async fn create_and_load(
     store: &dyn SessionStore,
     key: &StoreKey,
     changes: &ChangeSet,
-    what: &str,
-) -> Expiry {
-    match store.create(key, changes).await.unwrap() {
-        Created::Written(expiry) => expiry,
-        Created::KeyTaken => panic!("{what}: create on a fresh key reported KeyTaken"),
-    }
+) -> (Expiry, Record) {
+    let expiry = created(store, key, changes).await;
+    let record = load(store, key, &format!("the session just created under {key}")).await;
+    (expiry, record)
 }
 
 /// Creates a session that is over once [`wait_for_expiry`] returns.
@@ -1833,11 +1302,57 @@ async fn create_short_lived(store: &dyn SessionStore, key: &StoreKey, changes: C
         default_max_age: BLINK,
         ..changes
     };
-    created(store, key, &changes, "create a short-lived session").await;
+    created(store, key, &changes).await;
+}
+
+/// Creates a session and waits until it has expired.
+async fn create_expired(store: &dyn SessionStore, key: &StoreKey, changes: ChangeSet) {
+    create_short_lived(store, key, changes).await;
+    wait_for_expiry().await;
 }
 
 async fn wait_for_expiry() {
     tokio::time::sleep(EXPIRY_WAIT).await;
+}
+
+/// Creates a live session of `owner` under a fresh key per name, and returns
+/// the keys.
+async fn create_owned<const N: usize>(
+    store: &dyn SessionStore,
+    owner: &Arc<str>,
+    names: [impl AsRef<str>; N],
+) -> [StoreKey; N] {
+    let keys = names.map(|name| key(name.as_ref()));
+    for key in &keys {
+        created(store, key, &owned_by(owner, HOUR)).await;
+    }
+    keys
+}
+
+/// Where the owner checks list and delete: three live sessions of `owner`,
+/// next to one of `other` and one without an owner.
+struct Neighbourhood {
+    owner: Arc<str>,
+    other: Arc<str>,
+    owned: [StoreKey; 3],
+    others: StoreKey,
+    unowned: StoreKey,
+}
+
+/// Creates a [`Neighbourhood`] whose keys and owners are named after `name`.
+async fn neighbourhood(store: &dyn SessionStore, name: &str) -> Neighbourhood {
+    let (owner, other) = (owner(name), owner(&format!("{name}-other")));
+    let owned = create_owned(store, &owner, [1, 2, 3].map(|n| format!("{name}-{n}"))).await;
+    let [others] = create_owned(store, &other, [format!("{name}-others")]).await;
+    let unowned = key(&format!("{name}-unowned"));
+    created(store, &unowned, &one_field(HOUR)).await;
+    Neighbourhood {
+        owner,
+        other,
+        owned,
+        others,
+        unowned,
+    }
 }
 
 async fn updated(
@@ -1852,6 +1367,18 @@ async fn updated(
     }
 }
 
+/// Rekeys as a request that loaded `seen` and made `changes` does.
+async fn rekey_seen(
+    store: &dyn SessionStore,
+    from: &StoreKey,
+    to: &StoreKey,
+    changes: &ChangeSet,
+    seen: &Record,
+) -> Moved {
+    let whole = whole(seen, changes);
+    store.rekey(from, to, changes, &whole).await.unwrap()
+}
+
 /// Moves the live session under `from` to the fresh key `to`.
 async fn moved(
     store: &dyn SessionStore,
@@ -1861,11 +1388,7 @@ async fn moved(
     what: &str,
 ) -> Expiry {
     let seen = load(store, from, what).await;
-    match store
-        .rekey(from, to, changes, &whole(&seen, changes))
-        .await
-        .unwrap()
-    {
+    match rekey_seen(store, from, to, changes, &seen).await {
         Moved::Written(expiry) => expiry,
         outcome => panic!("{what}: rekey of a live session onto a fresh key reported {outcome:?}"),
     }
@@ -1878,6 +1401,80 @@ async fn load(store: &dyn SessionStore, key: &StoreKey, what: &str) -> Record {
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{what}: a live session did not load"))
+}
+
+/// Loads the session a write (`what`) just left under `key`, which must
+/// agree with the expiry the write reported.
+async fn reload(store: &dyn SessionStore, key: &StoreKey, write: Expiry, what: &str) -> Record {
+    let record = load(store, key, what).await;
+    assert_agrees(write, &record, what);
+    record
+}
+
+// ---------------------------------------------------------------------------
+// Assertions
+
+/// A session as a check expects it to load: these fields, about this ttl, and
+/// no override and no owner unless [`max_age`](Self::max_age) and
+/// [`owner`](Self::owner) say otherwise.
+struct Expect {
+    fields: Fields,
+    ttl: Duration,
+    max_age: Option<Duration>,
+    owner: Option<Arc<str>>,
+}
+
+fn expect(fields: &[(&str, &str)], ttl: Duration) -> Expect {
+    Expect {
+        fields: self::fields(fields),
+        ttl,
+        max_age: None,
+        owner: None,
+    }
+}
+
+impl Expect {
+    fn max_age(self, max_age: Duration) -> Self {
+        Self {
+            max_age: Some(max_age),
+            ..self
+        }
+    }
+
+    fn owner(self, owner: &Arc<str>) -> Self {
+        Self {
+            owner: Some(owner.clone()),
+            ..self
+        }
+    }
+}
+
+/// `record` is `expected`: its fields, override and owner exactly, its ttl
+/// give or take the time the test took.
+fn assert_session(record: &Record, expected: &Expect, what: &str) {
+    assert_eq!(
+        *record.fields, expected.fields,
+        "{what}: other fields than expected"
+    );
+    assert_lifetime(record.ttl, expected.ttl, what);
+    assert_eq!(
+        record.max_age, expected.max_age,
+        "{what}: another override than expected"
+    );
+    assert_eq!(
+        record.owner, expected.owner,
+        "{what}: another owner than expected"
+    );
+}
+
+/// The session under `key` is live and is `expected`.
+async fn assert_loads(store: &dyn SessionStore, key: &StoreKey, expected: &Expect, what: &str) {
+    assert_session(&load(store, key, what).await, expected, what);
+}
+
+/// No live session is under `key`; `what` says what it means if one is.
+async fn assert_gone(store: &dyn SessionStore, key: &StoreKey, what: &str) {
+    assert_eq!(store.load(key).await.unwrap(), None, "{what}");
 }
 
 /// `actual` is `expected`, give or take the time the test took.
@@ -1903,6 +1500,20 @@ fn assert_agrees(expiry: Expiry, record: &Record, what: &str) {
     );
 }
 
+/// The one task whose outcome `won`, failing unless exactly one did.
+fn the_winner<T: Debug>(outcomes: &[T], won: impl Fn(&T) -> bool, what: &str) -> usize {
+    let winners: Vec<usize> = (0..outcomes.len())
+        .filter(|&task| won(&outcomes[task]))
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{what}: {} won, exactly one must: {outcomes:?}",
+        winners.len()
+    );
+    winners[0]
+}
+
 fn set_of(keys: &[&StoreKey]) -> BTreeSet<String> {
     keys.iter().map(|key| key.as_str().to_owned()).collect()
 }
@@ -1914,8 +1525,13 @@ fn keys_of(sessions: &[OwnedSession]) -> BTreeSet<String> {
         .collect()
 }
 
-/// `list_owned(owner)` reports exactly `keys`, each once.
-async fn assert_owned(store: &dyn SessionStore, owner: &str, keys: &[&StoreKey], what: &str) {
+/// `list_owned(owner)` reports exactly `keys`, each once; returns the list.
+async fn assert_owned(
+    store: &dyn SessionStore,
+    owner: &str,
+    keys: &[&StoreKey],
+    what: &str,
+) -> Vec<OwnedSession> {
     let listed = store.list_owned(owner).await.unwrap();
     assert_eq!(
         keys_of(&listed),
@@ -1927,6 +1543,15 @@ async fn assert_owned(store: &dyn SessionStore, owner: &str, keys: &[&StoreKey],
         keys.len(),
         "{what}: list_owned reported a session twice: {listed:?}"
     );
+    listed
+}
+
+/// The entry of `key` in an owner's list (`what`), which must hold it.
+fn entry(listed: Vec<OwnedSession>, key: &StoreKey, what: &str) -> OwnedSession {
+    listed
+        .into_iter()
+        .find(|session| session.key == *key)
+        .unwrap_or_else(|| panic!("{what}: {key} is not listed"))
 }
 
 /// `created_at <= updated_at < expires_at`, and the session lives about
