@@ -1,15 +1,13 @@
 //! The memory store passes the store conformance suite, frees expired
 //! sessions by itself, and holds no more than its cap.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use session::store::{
-    spawn_cleanup, ChangeSet, Created, ExpiredCleanup, MemoryStoreFull, Moved, Record, Update,
-    Updated,
+    conformance, spawn_cleanup, ChangeSet, Created, ExpiredCleanup, MemoryStoreFull, Moved, Record,
+    Update, Updated,
 };
 use session::{MemoryStore, SessionStore, StoreKey};
 
@@ -20,17 +18,17 @@ const EXPIRY_WAIT: Duration = Duration::from_millis(20);
 
 #[tokio::test]
 async fn memory_store_conforms() {
-    support::conformance::run(&MemoryStore::new()).await;
+    conformance::run(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn memory_store_cleans_up_as_the_contract_says() {
-    support::conformance::run_cleanup(&MemoryStore::new()).await;
+    conformance::run_cleanup(&MemoryStore::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_conforms_when_writes_race_on_threads() {
-    support::conformance::run_parallel(Arc::new(MemoryStore::new())).await;
+    conformance::run_parallel(Arc::new(MemoryStore::new())).await;
 }
 
 /// Sweeping on every write, and checking a (distant) cap on every create,
@@ -40,7 +38,7 @@ async fn memory_store_conforms_while_sweeping_on_every_write() {
     let store = MemoryStore::new()
         .sweep_period(Duration::ZERO)
         .max_sessions(1_000_000);
-    support::conformance::run(&store).await;
+    conformance::run(&store).await;
 }
 
 #[tokio::test]

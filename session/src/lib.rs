@@ -175,6 +175,8 @@
 //! - `axum` (default): the `Session<T>` extractor for axum, with `tower`.
 //! - `tower`: [`SessionLayer`], for any `http`-based tower service.
 //! - `binary`: the [`Binary`] codec (postcard).
+//! - `conformance`: [`store::conformance`], the suite that proves a store
+//!   keeps the contract.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

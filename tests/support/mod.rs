@@ -3,8 +3,6 @@
 //! fail or to hold writes; and a browser-like client of the lifecycle.
 #![allow(dead_code, unreachable_pub)]
 
-pub mod conformance;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 

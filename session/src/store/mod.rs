@@ -34,6 +34,8 @@
 //! [`StoredSession`] implements these rules for stores that hold sessions as
 //! values in the process.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 #[cfg(feature = "memory")]
 mod memory;
 

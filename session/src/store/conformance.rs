@@ -1,12 +1,26 @@
 //! The behaviour every [`SessionStore`] must have, checked against a real
-//! backend. Each store's test file calls [`run`] with its store, [`run_cleanup`]
-//! if the store implements [`ExpiredCleanup`], and [`run_parallel`] on a
-//! multi-thread runtime to race its writes on several threads.
+//! backend: the conformance suite (feature `conformance`). A store's tests,
+//! a third party's included, call [`run`] with the store, [`run_cleanup`] if
+//! it implements [`ExpiredCleanup`], and [`run_parallel`] on a multi-thread
+//! runtime to race its writes on several threads. A check that fails panics
+//! with a message that names the broken rule, as a test assertion does.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use session::store::conformance;
+//! use session::MemoryStore;
+//!
+//! conformance::run(&MemoryStore::new()).await;
+//! conformance::run_cleanup(&MemoryStore::new()).await;
+//! # }
+//! ```
 //!
 //! Keys and owners are unique per call, so a shared server is fine. Expired
-//! sessions are made by writing a lifetime of [`BLINK`] and waiting
-//! [`EXPIRY_WAIT`] of real time: stores use their own clock, so the suite
-//! cannot run under tokio's paused time.
+//! sessions are made by writing a lifetime of a millisecond and waiting a few
+//! of real time: stores use their own clock, so the suite cannot run under
+//! tokio's paused time. The whole suite takes well under a second against an
+//! in-process store.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -17,12 +31,12 @@ use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use session::store::{
-    ChangeSet, Created, ExpiredCleanup, Expiry, Fields, Moved, OwnedSession, Record, Update,
-    Updated, MAX_LIFETIME,
+use crate::store::{
+    ChangeSet, Created, ExpiredCleanup, Expiry, Fields, Moved, OwnedSession, Record, SessionStore,
+    Update, Updated, MAX_LIFETIME,
 };
-use session::{SessionStore, StoreKey};
+use crate::StoreKey;
+use bytes::Bytes;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(60 * 60);
