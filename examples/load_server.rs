@@ -13,6 +13,9 @@
 //! line to `COOKIES_FILE`, then prints `ready <address>` to stdout. `PORT`
 //! defaults to 0 (any free port; the line tells which one was taken).
 //!
+//! The `session` variant keeps its sessions in the store `SESSION_STORE`
+//! names (default `memory`; see `session::store::open`).
+//!
 //! It runs on a single-threaded runtime: the benchmark pins it to one core.
 
 #[path = "../benches/support/profile.rs"]
@@ -22,7 +25,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionManager};
+use session::{Session, SessionConfig, SessionLayer, SessionManager};
 use tower_sessions as ts;
 
 use profile::{session_seed, tower_seed, Profile, SESSIONS};
@@ -51,7 +54,11 @@ async fn session_count(session: Session<Profile>) -> String {
 
 async fn session_app() -> (Router, Vec<String>) {
     let config = SessionConfig::default().secure(false); // plain HTTP
-    let manager = SessionManager::new(MemoryStore::new(), config).unwrap();
+    let url = std::env::var("SESSION_STORE").unwrap_or_else(|_| "memory".into());
+    let store = session::store::open(&url)
+        .await
+        .unwrap_or_else(|error| panic!("SESSION_STORE: {error}"));
+    let manager = SessionManager::from_shared(store, config).unwrap();
     let cookies = session_seed(&manager)
         .await
         .into_iter()

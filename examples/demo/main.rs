@@ -1,12 +1,16 @@
-//! The demo shop on the embedded memory store.
+//! The demo shop, on the store `SESSION_STORE` names (default `memory`).
 //!
 //! ```text
-//! cargo run --example demo          # http://127.0.0.1:3000 (PORT overrides)
+//! cargo run --example demo                                        # http://127.0.0.1:3000
+//! PORT=3001 SESSION_STORE=file:/tmp/demo-sessions cargo run --example demo
+//! SESSION_STORE=redis://127.0.0.1:6379 cargo run --example demo
 //! ```
 
 mod app;
 
-use session::{MemoryStore, SessionConfig, SessionManager};
+use std::io::{Error, ErrorKind};
+
+use session::{SessionConfig, SessionManager};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -18,20 +22,24 @@ async fn main() -> std::io::Result<()> {
 
     // Plain HTTP on localhost: browsers would drop a `Secure` cookie here.
     let config = SessionConfig::default().secure(false);
-    // The memory store frees expired sessions by itself.
-    let sessions = SessionManager::new(MemoryStore::new(), config)
-        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    // Every store frees expired sessions by itself (Redis by its TTLs).
+    let url = std::env::var("SESSION_STORE").unwrap_or_else(|_| "memory".into());
+    let store = session::store::open(&url)
+        .await
+        .map_err(|error| Error::new(ErrorKind::InvalidInput, format!("SESSION_STORE: {error}")))?;
+    let sessions = SessionManager::from_shared(store, config)
+        .map_err(|error| Error::new(ErrorKind::InvalidInput, error))?;
 
     let port = match std::env::var("PORT") {
         Ok(port) => port.parse().map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
+            Error::new(
+                ErrorKind::InvalidInput,
                 format!("PORT={port} is not a port number"),
             )
         })?,
         Err(_) => 3000,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!("demo listening on http://{}", listener.local_addr()?);
+    tracing::info!(store = %url, "demo listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app::app(sessions)).await
 }

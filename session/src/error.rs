@@ -24,6 +24,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A store URL (given to `store::open`) this build cannot open.
+    #[error("cannot open the session store `{url}`: {reason}")]
+    StoreUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Two session structs used with one manager store a field under the same
     /// key, which would silently merge them.
     #[error(
@@ -86,6 +94,8 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreOp {
+    /// Connecting to or opening the store (`store::open`).
+    Open,
     /// [`SessionStore::load`](crate::SessionStore::load)
     Load,
     /// [`SessionStore::create`](crate::SessionStore::create)
@@ -106,6 +116,7 @@ impl fmt::Display for StoreOp {
     /// The operation as a verb phrase: "failed to {op}", "did not {op}".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Open => "open",
             Self::Load => "load a session",
             Self::Create => "create a session",
             Self::Update => "update a session",

@@ -121,7 +121,9 @@
 //! The [`lifecycle`] module is framework-agnostic: an integration starts a
 //! request's session from its cookies and finishes it with the response.
 //! Stores implement [`SessionStore`] (see [`store`] for the contract);
-//! [`MemoryStore`] is the embedded one.
+//! [`MemoryStore`] is the embedded one, and [`store::open`] opens any store
+//! this build has from a URL (`memory`, `file:DIR`, `redis://…`,
+//! `redis+cluster://…`).
 //!
 //! # The session itself
 //!
@@ -172,6 +174,9 @@
 //! # Features
 //!
 //! - `memory` (default): [`MemoryStore`].
+//! - `file`: `store::file::FileStore`, one file per session, shared by the
+//!   processes of one machine.
+//! - `redis`: `store::redis::RedisStore`, on one Redis server or a Cluster.
 //! - `axum` (default): the `Session<T>` extractor for axum, with `tower`.
 //! - `tower`: [`SessionLayer`], for any `http`-based tower service.
 //! - `binary`: the [`Binary`] codec (postcard).

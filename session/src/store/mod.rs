@@ -36,8 +36,13 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "file")]
+pub mod file;
 #[cfg(feature = "memory")]
 mod memory;
+mod open;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -49,6 +54,7 @@ use bytes::Bytes;
 
 #[cfg(feature = "memory")]
 pub use memory::{MemoryStore, MemoryStoreFull};
+pub use open::open;
 
 use crate::StoreKey;
 
@@ -241,9 +247,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// `whole` is the session as the request sees it, changes included, for
     /// a store that cannot move a record atomically (keys on different
-    /// nodes): such a store writes `whole` under `to` first (unless `to` is
-    /// taken), then removes `from`, so that a failure at any point leaves the
-    /// old session intact. Other stores ignore it.
+    /// nodes) and cannot read the record back itself: such a store writes
+    /// `whole` under `to` first (unless `to` is taken), then removes `from`,
+    /// so that a failure at any point leaves the old session intact. Stores
+    /// that move atomically ignore it, and so does the Redis Cluster store,
+    /// which copies what it holds and removes `from` only if it did not
+    /// change meanwhile.
     async fn rekey(
         &self,
         from: &StoreKey,

@@ -1,0 +1,201 @@
+//! A store named by a URL, for applications that choose their store by
+//! configuration (the demo reads `SESSION_STORE`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{BoxError, SessionStore};
+use crate::error::{Error, StoreOp};
+
+/// Opens the store `url` names:
+///
+/// | URL | store |
+/// |---|---|
+/// | `memory` | [`MemoryStore`](crate::MemoryStore) (feature `memory`) |
+/// | `file:///abs/dir`, `file:relative/dir` | `store::file::FileStore` (feature `file`) |
+/// | `redis://host:port` | `store::redis::RedisStore` on one server (feature `redis`) |
+/// | `redis+cluster://host:port,host:port,...` | `store::redis::RedisStore` on a Redis Cluster, from any of its nodes |
+///
+/// A URL this build cannot open is an [`Error::StoreUrl`] saying why; a store
+/// that cannot be reached is an [`Error::Store`] with [`StoreOp::Open`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), session::Error> {
+/// let store = session::store::open("memory").await?;
+/// let sessions = session::SessionManager::from_shared(store, session::SessionConfig::default())?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open(url: &str) -> Result<Arc<dyn SessionStore>, Error> {
+    let target = Target::parse(url).map_err(|reason| Error::StoreUrl {
+        url: url.to_owned(),
+        reason,
+    })?;
+    let opened = match target {
+        Target::Memory => memory(),
+        Target::File(dir) => file(dir),
+        Target::Redis(url) => redis(url).await,
+        Target::RedisCluster(urls) => redis_cluster(urls).await,
+    };
+    opened.map_err(|failure| match failure {
+        Failure::Unsupported(reason) => Error::StoreUrl {
+            url: url.to_owned(),
+            reason,
+        },
+        Failure::Open(source) => Error::Store {
+            op: StoreOp::Open,
+            source,
+        },
+    })
+}
+
+/// What a store URL names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Memory,
+    File(PathBuf),
+    Redis(String),
+    RedisCluster(Vec<String>),
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, &'static str> {
+        if url == "memory" {
+            return Ok(Self::Memory);
+        }
+        if let Some(rest) = url.strip_prefix("file:") {
+            let dir = match rest.strip_prefix("//") {
+                // `file://host/...` would name another machine.
+                Some(absolute) if absolute.starts_with('/') => absolute,
+                Some(_) => return Err("a file URL is `file:///abs/dir` or `file:rel/dir`"),
+                None => rest,
+            };
+            if dir.is_empty() {
+                return Err("the file URL names no directory");
+            }
+            return Ok(Self::File(PathBuf::from(dir)));
+        }
+        if url.starts_with("redis://") {
+            return Ok(Self::Redis(url.to_owned()));
+        }
+        if let Some(nodes) = url.strip_prefix("redis+cluster://") {
+            let urls: Vec<String> = nodes
+                .split(',')
+                .filter(|node| !node.is_empty())
+                .map(|node| format!("redis://{node}"))
+                .collect();
+            if urls.is_empty() {
+                return Err("the cluster URL names no node");
+            }
+            return Ok(Self::RedisCluster(urls));
+        }
+        Err("want `memory`, `file:DIR`, `redis://HOST:PORT` or `redis+cluster://HOST:PORT,...`")
+    }
+}
+
+/// Why a parsed URL did not open.
+enum Failure {
+    /// This build lacks the store's feature.
+    #[cfg_attr(
+        all(feature = "memory", feature = "file", feature = "redis"),
+        allow(dead_code)
+    )]
+    Unsupported(&'static str),
+    #[cfg_attr(not(any(feature = "file", feature = "redis")), allow(dead_code))]
+    Open(BoxError),
+}
+
+#[cfg(feature = "memory")]
+fn memory() -> Result<Arc<dyn SessionStore>, Failure> {
+    Ok(Arc::new(crate::MemoryStore::new()))
+}
+
+#[cfg(not(feature = "memory"))]
+fn memory() -> Result<Arc<dyn SessionStore>, Failure> {
+    Err(Failure::Unsupported("the `memory` feature is off"))
+}
+
+#[cfg(feature = "file")]
+fn file(dir: PathBuf) -> Result<Arc<dyn SessionStore>, Failure> {
+    match super::file::FileStore::new(dir) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(error) => Err(Failure::Open(error.into())),
+    }
+}
+
+#[cfg(not(feature = "file"))]
+fn file(_: PathBuf) -> Result<Arc<dyn SessionStore>, Failure> {
+    Err(Failure::Unsupported("the `file` feature is off"))
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: String) -> Result<Arc<dyn SessionStore>, Failure> {
+    match super::redis::RedisStore::connect(&url).await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(error) => Err(Failure::Open(error.into())),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn redis_cluster(urls: Vec<String>) -> Result<Arc<dyn SessionStore>, Failure> {
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    match super::redis::RedisStore::connect_cluster(&urls).await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(error) => Err(Failure::Open(error.into())),
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis(_: String) -> Result<Arc<dyn SessionStore>, Failure> {
+    Err(Failure::Unsupported("the `redis` feature is off"))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_cluster(_: Vec<String>) -> Result<Arc<dyn SessionStore>, Failure> {
+    Err(Failure::Unsupported("the `redis` feature is off"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_store() {
+        assert_eq!(Target::parse("memory"), Ok(Target::Memory));
+        assert_eq!(
+            Target::parse("file:///var/sessions"),
+            Ok(Target::File("/var/sessions".into()))
+        );
+        assert_eq!(
+            Target::parse("file:data/sessions"),
+            Ok(Target::File("data/sessions".into()))
+        );
+        assert_eq!(
+            Target::parse("redis://127.0.0.1:6380"),
+            Ok(Target::Redis("redis://127.0.0.1:6380".into()))
+        );
+        assert_eq!(
+            Target::parse("redis+cluster://a:1,b:2"),
+            Ok(Target::RedisCluster(vec![
+                "redis://a:1".into(),
+                "redis://b:2".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for bad in [
+            "",
+            "memory:",
+            "file:",
+            "file://host/dir",
+            "redis+cluster://",
+            "postgres://x",
+            "mem",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The demo as separate processes sharing one store, driven over real HTTP:
+//! a client alternating between two processes while two concurrent streams
+//! change different fields loses nothing, and a session survives a restart.
+//!
+//! Runs the `demo` example binary that `cargo test` builds, on the file store
+//! and on the Redis server `scripts/with-redis` starts.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One running demo process; killed when dropped.
+struct Demo {
+    child: Child,
+    port: u16,
+}
+
+impl Demo {
+    async fn start(store: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(demo_binary())
+            .env("PORT", port.to_string())
+            .env("SESSION_STORE", store)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the demo binary runs");
+        let demo = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the demo did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        demo
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `target/<profile>/examples/demo`, next to this test's own binary.
+fn demo_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let demo = profile_dir.join("examples").join("demo");
+    assert!(
+        demo.exists(),
+        "{} is missing: `cargo test` builds it",
+        demo.display()
+    );
+    demo
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A client with one cookie, talking plain HTTP/1.1.
+#[derive(Clone, Default)]
+struct Client {
+    cookie: Option<String>,
+}
+
+impl Client {
+    /// Sends a request to `demo`; returns the status and the body, keeping
+    /// any session cookie the response sets.
+    async fn send(
+        &mut self,
+        demo: &Demo,
+        method: &str,
+        path: &str,
+        form: Option<&str>,
+    ) -> (u16, String) {
+        let (status, set_cookie, body) =
+            request(demo.port, method, path, self.cookie.as_deref(), form).await;
+        if let Some(pair) = set_cookie {
+            self.cookie = (!pair.ends_with('=')).then_some(pair);
+        }
+        (status, body)
+    }
+
+    async fn json(&mut self, demo: &Demo) -> serde_json::Value {
+        let (status, body) = self.send(demo, "GET", "/api/session", None).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+/// One HTTP/1.1 exchange: status, the `Set-Cookie` pair, the body.
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> (u16, Option<String>, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some(cookie) = cookie {
+        head.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    let body = form.unwrap_or("");
+    if form.is_some() {
+        head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("a complete response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let set_cookie = head.lines().find_map(|line| {
+        let value = line
+            .strip_prefix("set-cookie: ")
+            .or_else(|| line.strip_prefix("Set-Cookie: "))?;
+        Some(value.split(';').next().unwrap().to_owned())
+    });
+    (status, set_cookie, body.to_owned())
+}
+
+/// Two processes, one store: a counter stream and a cart stream on one
+/// session, each request going to the other process than the last.
+async fn two_processes_lose_no_change(store: &str) {
+    let (first, second) = (Demo::start(store).await, Demo::start(store).await);
+    let mut client = Client::default();
+    assert_eq!(
+        client.send(&first, "GET", "/counter", None).await,
+        (200, "1".into())
+    );
+    const ROUNDS: usize = 30;
+
+    let mut counting = client.clone();
+    let mut shopping = client.clone();
+    let demos = [&first, &second];
+    let counter = async {
+        for round in 0..ROUNDS {
+            let (status, _) = counting
+                .send(demos[round % 2], "GET", "/counter", None)
+                .await;
+            assert_eq!(status, 200);
+        }
+    };
+    let cart = async {
+        for round in 0..ROUNDS {
+            let form = format!("item=i{round}");
+            let (status, body) = shopping
+                .send(demos[(round + 1) % 2], "POST", "/cart", Some(&form))
+                .await;
+            assert_eq!(status, 303, "{body}");
+        }
+    };
+    tokio::join!(counter, cart);
+
+    let seen = client.json(&second).await;
+    assert_eq!(
+        seen["visits"],
+        ROUNDS + 1,
+        "a counter change was lost: {seen}"
+    );
+    let expected: Vec<String> = (0..ROUNDS).map(|round| format!("i{round}")).collect();
+    assert_eq!(
+        seen["cart"],
+        serde_json::json!(expected),
+        "a cart change was lost: {seen}"
+    );
+}
+
+/// A session written before a restart is there after it.
+async fn a_session_survives_a_restart(store: &str) {
+    let mut client = Client::default();
+    {
+        let demo = Demo::start(store).await;
+        client.send(&demo, "GET", "/counter", None).await;
+        client.send(&demo, "POST", "/login", Some("user=ann")).await;
+    }
+    let demo = Demo::start(store).await;
+    let seen = client.json(&demo).await;
+    assert_eq!(
+        (seen["user"].as_str(), seen["visits"].as_u64()),
+        (Some("ann"), Some(1)),
+        "{seen}"
+    );
+}
+
+/// A fresh directory for one file store, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let unique = format!(
+            "session-demo-{name}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        );
+        let dir = std::env::temp_dir().join(unique.replace([' ', ':', '.'], "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn redis_url() -> String {
+    std::env::var("SESSION_TEST_REDIS_URL")
+        .expect("SESSION_TEST_REDIS_URL is not set: run the tests with scripts/test (or scripts/with-redis)")
+}
+
+#[tokio::test]
+async fn two_demo_processes_on_one_file_store_lose_no_change() {
+    let dir = TempDir::new("two");
+    two_processes_lose_no_change(&dir.url()).await;
+}
+
+#[tokio::test]
+async fn a_session_survives_a_demo_restart_on_the_file_store() {
+    let dir = TempDir::new("restart");
+    a_session_survives_a_restart(&dir.url()).await;
+}
+
+#[tokio::test]
+async fn two_demo_processes_on_one_redis_lose_no_change() {
+    two_processes_lose_no_change(&redis_url()).await;
+}
+
+#[tokio::test]
+async fn a_session_survives_a_demo_restart_on_redis() {
+    a_session_survives_a_restart(&redis_url()).await;
+}

@@ -1,0 +1,395 @@
+//! The Redis store against real servers: a single node and a three-master
+//! Cluster that `scripts/with-redis` starts, plus private servers this file
+//! starts itself where a test needs the server to itself (byte counts) or
+//! stops it (failures).
+//!
+//! ```text
+//! scripts/with-redis cargo test --all-features --test redis_store
+//! ```
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use session::store::conformance;
+use session::store::redis::RedisStore;
+use session::{Session, SessionConfig, SessionManager, SessionStore};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run these tests through scripts/with-redis, e.g. \
+             `scripts/with-redis cargo test --all-features --test redis_store`"
+        )
+    })
+}
+
+/// A namespace no other test (or earlier run) uses.
+fn namespace(name: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("test-{name}-{nanos}-{n}")
+}
+
+async fn single(name: &str) -> RedisStore {
+    let url = env("SESSION_TEST_REDIS_URL");
+    RedisStore::connect(&url)
+        .await
+        .unwrap_or_else(|error| panic!("connecting to {url}: {error}"))
+        .namespace(namespace(name))
+}
+
+async fn cluster(name: &str) -> RedisStore {
+    let urls = env("SESSION_TEST_REDIS_CLUSTER_URLS");
+    let urls: Vec<&str> = urls.split(',').collect();
+    RedisStore::connect_cluster(&urls)
+        .await
+        .unwrap_or_else(|error| panic!("connecting to the cluster {urls:?}: {error}"))
+        .namespace(namespace(name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_single_node() {
+    conformance::run(&single("conformance").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_single_node_parallel() {
+    conformance::run_parallel(Arc::new(single("parallel").await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_cluster() {
+    conformance::run(&cluster("conformance").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_cluster_parallel() {
+    conformance::run_parallel(Arc::new(cluster("parallel").await)).await;
+}
+
+// ---------------------------------------------------------------------------
+// Through the lifecycle, on a private server
+
+/// A redis-server of this test's own, on a free loopback port, killed on drop.
+struct Server {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("redis-store-test-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (run through scripts/with-redis, which needs it too)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.cli(&["PING"]) != "PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// A number from `INFO section`.
+    fn info(&self, section: &str, name: &str) -> u64 {
+        let info = self.cli(&["INFO", section]);
+        info.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .map_or(0, |rest| {
+                // `cmdstat_x:calls=N,...` or `name:N`.
+                let rest = rest.strip_prefix("calls=").unwrap_or(rest);
+                rest.split(',').next().unwrap().trim().parse().unwrap()
+            })
+    }
+
+    /// The bytes the server has read so far, minus the `INFO` asking.
+    fn bytes_in(&self) -> u64 {
+        self.info("stats", "total_net_input_bytes")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Session, Default, Debug)]
+struct Wide {
+    f01: u32,
+    f02: u32,
+    f03: u32,
+    f04: u32,
+    f05: u32,
+    f06: u32,
+    f07: u32,
+    f08: u32,
+    f09: u32,
+    f10: u32,
+    f11: u32,
+    f12: u32,
+    f13: u32,
+    f14: u32,
+    f15: u32,
+    f16: u32,
+    f17: u32,
+    f18: u32,
+    f19: u32,
+    f20: u32,
+}
+
+fn fill(wide: &Session<Wide>) {
+    wide.set_f01(1001);
+    wide.set_f02(1002);
+    wide.set_f03(1003);
+    wide.set_f04(1004);
+    wide.set_f05(1005);
+    wide.set_f06(1006);
+    wide.set_f07(1007);
+    wide.set_f08(1008);
+    wide.set_f09(1009);
+    wide.set_f10(1010);
+    wide.set_f11(1011);
+    wide.set_f12(1012);
+    wide.set_f13(1013);
+    wide.set_f14(1014);
+    wide.set_f15(1015);
+    wide.set_f16(1016);
+    wide.set_f17(1017);
+    wide.set_f18(1018);
+    wide.set_f19(1019);
+    wide.set_f20(1020);
+}
+
+/// A browser of the lifecycle: keeps its cookie between requests.
+struct Browser {
+    manager: SessionManager,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(store: RedisStore, config: SessionConfig) -> Self {
+        Self {
+            manager: SessionManager::new(store, config).unwrap(),
+            cookie: None,
+        }
+    }
+
+    async fn visit(&mut self, body: impl FnOnce(&Session<Wide>)) {
+        let request = self.manager.start(self.cookie.clone());
+        body(&request.session::<Wide>().await.unwrap());
+        let finished = request.finish().await;
+        finished.result.expect("the commit succeeds");
+        if let Some(cookie) = finished.cookie {
+            self.cookie = Some(cookie.value().to_owned());
+        }
+    }
+}
+
+/// The one session's hash key in a namespace (the only one there).
+fn only_key(server: &Server, namespace: &str) -> String {
+    let keys = server.cli(&["--scan", "--pattern", &format!("{namespace}:{{*")]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "one session hash: {keys:?}");
+    keys[0].to_owned()
+}
+
+#[tokio::test]
+async fn a_one_field_update_sends_only_that_field_and_a_read_sends_no_write() {
+    let server = Server::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let mut browser = Browser::new(store, SessionConfig::default());
+    browser.visit(fill).await;
+    let key = only_key(&server, "session");
+    assert_eq!(server.cli(&["HGET", &key, "f07"]), "1007");
+    let ttl: u64 = server.cli(&["PTTL", &key]).parse().unwrap();
+    assert!(ttl > 86_000_000, "a one-day session, ttl {ttl} ms");
+
+    // Change a field behind the store's back: an update that sent every
+    // field would put it back.
+    server.cli(&["HSET", &key, "f13", "777"]);
+    // Warm the scripts up, so that the measured requests send no script text.
+    browser.visit(|wide| wide.set_f07(2)).await;
+    let info_cost = server.bytes_in().abs_diff(server.bytes_in());
+
+    let manager = browser.manager.clone();
+    let request = manager.start(browser.cookie.clone());
+    let before = server.bytes_in();
+    let wide = request.session::<Wide>().await.unwrap();
+    let load_bytes = server.bytes_in() - before - info_cost;
+    assert_eq!(wide.f13(), 777);
+    wide.set_f07(wide.f07() + 1);
+    let before = server.bytes_in();
+    request.finish().await.result.unwrap();
+    let update_bytes = server.bytes_in() - before - info_cost;
+    drop(wide);
+    eprintln!("bytes sent to Redis: load {load_bytes}, one-field update {update_bytes}");
+
+    assert_eq!(server.cli(&["HGET", &key, "f07"]), "3");
+    assert_eq!(
+        server.cli(&["HGET", &key, "f13"]),
+        "777",
+        "the update rewrote a field it did not change"
+    );
+    assert_eq!(server.cli(&["HLEN", &key]), (20 + 3).to_string());
+    // EVALSHA, the script's SHA-1 and the 53-byte key take 131 bytes; the
+    // header and the one field the rest.
+    assert!(load_bytes <= 135, "a load sent {load_bytes} bytes");
+    assert!(
+        update_bytes <= 170,
+        "a one-field update sent {update_bytes} bytes"
+    );
+
+    // A request that only reads: a load, and no write command at all.
+    let writes = [
+        "hset", "hdel", "pexpire", "del", "rename", "hincrby", "sadd", "srem",
+    ];
+    let count = |server: &Server| -> Vec<u64> {
+        writes
+            .iter()
+            .map(|command| server.info("commandstats", &format!("cmdstat_{command}")))
+            .collect()
+    };
+    let (writes_before, loads_before) = (
+        count(&server),
+        server.info("commandstats", "cmdstat_hgetall"),
+    );
+    browser
+        .visit(|wide| assert_eq!((wide.f07(), wide.f13()), (3, 777)))
+        .await;
+    assert_eq!(
+        server.info("commandstats", "cmdstat_hgetall"),
+        loads_before + 1,
+        "the read-only request loaded the session once"
+    );
+    assert_eq!(
+        count(&server),
+        writes_before,
+        "a read-only request sent a write command ({writes:?})"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_server_fails_requests_in_time_and_a_restarted_one_serves_again() {
+    let mut server = Server::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let config = SessionConfig::default();
+    let store_timeout = Duration::from_secs(5); // SessionConfig's default.
+    let mut browser = Browser::new(store, config);
+    browser.visit(|wide| wide.set_f01(1)).await;
+
+    server.stop();
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let request = browser.manager.start(browser.cookie.clone());
+        let loaded = request.session::<Wide>().await;
+        let elapsed = started.elapsed();
+        eprintln!("attempt {attempt}: a load against a stopped server failed in {elapsed:?}");
+        assert!(
+            loaded.is_err(),
+            "attempt {attempt}: a request against a stopped server loaded a session"
+        );
+        assert!(
+            elapsed < store_timeout,
+            "attempt {attempt}: the error took {elapsed:?}, beyond the store timeout"
+        );
+        let request = browser.manager.start(None);
+        request.session::<Wide>().await.unwrap().set_f01(1);
+        let started = Instant::now();
+        let finished = request.finish().await;
+        assert!(
+            finished.result.is_err(),
+            "attempt {attempt}: a write to a stopped server succeeded"
+        );
+        assert!(started.elapsed() < store_timeout);
+    }
+
+    server.restart();
+    // The server came back empty: the old session is gone, a new one starts.
+    let request = browser.manager.start(browser.cookie.clone());
+    let wide = request
+        .session::<Wide>()
+        .await
+        .expect("the first request after the server is back succeeds");
+    assert_eq!(wide.f01(), 0);
+    wide.set_f01(2);
+    drop(wide);
+    request.finish().await.result.expect("its write succeeds");
+}
+
+#[tokio::test]
+async fn owners_are_indexed_in_their_own_set() {
+    let server = Server::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .namespace("shop");
+    let change = session::store::ChangeSet {
+        owner: session::store::Update::Set(Some("ann".into())),
+        ..session::store::ChangeSet::touch(Duration::from_secs(60))
+    };
+    let key = session::StoreKey::new("k1");
+    store.create(&key, &change).await.unwrap();
+    assert_eq!(server.cli(&["HGET", "shop:{k1}", ".owner"]), "ann");
+    let sets = server.cli(&["--scan", "--pattern", "shop:owner:*"]);
+    assert_eq!(sets.lines().count(), 1, "one owner set: {sets}");
+    let set = sets.trim().to_owned();
+    let hash = set
+        .strip_prefix("shop:owner:{")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .expect("shop:owner:{<sha-256>}");
+    assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(server.cli(&["SMEMBERS", &set]), "k1");
+    store.delete(&key).await.unwrap();
+    assert_eq!(server.cli(&["SCARD", &set]), "0");
+}
