@@ -258,7 +258,8 @@ async fn a_one_field_update_sends_only_that_field_and_a_read_sends_no_write() {
     // Change a field behind the store's back: an update that sent every
     // field would put it back.
     server.cli(&["HSET", &key, "f13", "777"]);
-    // Warm the scripts up, so that the measured requests send no script text.
+    // Warm up (the first call loads the functions library), so that the
+    // measured requests send no Lua.
     browser.visit(|wide| wide.set_f07(2)).await;
     let info_cost = server.bytes_in().abs_diff(server.bytes_in());
 
@@ -282,11 +283,11 @@ async fn a_one_field_update_sends_only_that_field_and_a_read_sends_no_write() {
         "the update rewrote a field it did not change"
     );
     assert_eq!(server.cli(&["HLEN", &key]), (20 + 3).to_string());
-    // EVALSHA, the script's SHA-1 and the 53-byte key take 131 bytes; the
-    // header and the one field the rest.
-    assert!(load_bytes <= 135, "a load sent {load_bytes} bytes");
+    // FCALL, the function's 6-character name, the key count and the 53-byte
+    // key take 94 bytes; the header and the one field 27 more.
+    assert!(load_bytes <= 96, "a load sent {load_bytes} bytes");
     assert!(
-        update_bytes <= 170,
+        update_bytes <= 125,
         "a one-field update sent {update_bytes} bytes"
     );
 
@@ -392,4 +393,113 @@ async fn owners_are_indexed_in_their_own_set() {
     assert_eq!(server.cli(&["SMEMBERS", &set]), "k1");
     store.delete(&key).await.unwrap();
     assert_eq!(server.cli(&["SCARD", &set]), "0");
+}
+
+// ---------------------------------------------------------------------------
+// Functions lost by the server
+
+/// Exercises every kind of call, removing the functions library (with
+/// `flush`) before each: each must load it again and succeed.
+async fn recovers_from_lost_functions(store: &RedisStore, flush: impl Fn()) {
+    use session::store::{ChangeSet, Moved, Update, Updated};
+    use session::StoreKey;
+
+    let life = Duration::from_secs(60);
+    let (k1, k2) = (StoreKey::new("k1"), StoreKey::new("k2"));
+    let owned = ChangeSet {
+        set: vec![("a", "1".into())],
+        owner: Update::Set(Some("ann".into())),
+        ..ChangeSet::touch(life)
+    };
+    flush();
+    store.create(&k1, &owned).await.expect("create");
+    flush();
+    let record = store.load(&k1).await.expect("load").expect("a session");
+    assert_eq!(&record.fields["a"][..], b"1");
+    flush();
+    let update = ChangeSet {
+        set: vec![("a", "2".into())],
+        ..ChangeSet::touch(life)
+    };
+    assert!(matches!(
+        store.update(&k1, &update).await.expect("update"),
+        Updated::Written(_)
+    ));
+    flush();
+    let listed = store.list_owned("ann").await.expect("list_owned");
+    assert_eq!(listed.len(), 1);
+    flush();
+    let moved = store
+        .rekey(&k1, &k2, &update, &record)
+        .await
+        .expect("rekey");
+    assert!(matches!(moved, Moved::Written(_)));
+    flush();
+    assert_eq!(
+        store.delete_owned("ann", None).await.expect("delete_owned"),
+        1
+    );
+    assert_eq!(store.load(&k2).await.unwrap(), None);
+    store.create(&k1, &owned).await.unwrap();
+    flush();
+    store.delete(&k1).await.expect("delete");
+    assert_eq!(store.load(&k1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_single_node_that_lost_the_functions_gets_them_again() {
+    let server = Server::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .namespace(namespace("lost"));
+    let flush = || assert_eq!(server.cli(&["FUNCTION", "FLUSH"]), "OK");
+    recovers_from_lost_functions(&store, flush).await;
+    assert_ne!(server.cli(&["FUNCTION", "LIST"]), "", "the library is back");
+
+    // Through the lifecycle too: a restart without persistence loses them.
+    let mut browser = Browser::new(store, SessionConfig::default());
+    browser.visit(|wide| wide.set_f01(1)).await;
+    flush();
+    browser.visit(|wide| wide.set_f01(wide.f01() + 1)).await;
+    flush();
+    browser.visit(|wide| assert_eq!(wide.f01(), 2)).await;
+}
+
+#[tokio::test]
+async fn every_cluster_primary_that_lost_the_functions_gets_them_again() {
+    let store = cluster("lost").await;
+    let urls = env("SESSION_TEST_REDIS_CLUSTER_URLS");
+    let ports: Vec<String> = urls
+        .split(',')
+        .map(|url| url.rsplit(':').next().unwrap().to_owned())
+        .collect();
+    let cli = |port: &str, args: &[&str]| {
+        let output = Command::new("redis-cli")
+            .args(["-p", port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    // Each primary loses them in turn, then all at once.
+    for port in &ports {
+        recovers_from_lost_functions(&store, || {
+            assert_eq!(cli(port, &["FUNCTION", "FLUSH"]), "OK");
+        })
+        .await;
+    }
+    recovers_from_lost_functions(&store, || {
+        for port in &ports {
+            assert_eq!(cli(port, &["FUNCTION", "FLUSH"]), "OK");
+        }
+    })
+    .await;
+    for port in &ports {
+        assert_ne!(
+            cli(port, &["FUNCTION", "LIST"]),
+            "",
+            "the library is back on the primary at port {port}"
+        );
+    }
 }
