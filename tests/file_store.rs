@@ -139,10 +139,14 @@ async fn two_stores_on_one_directory_share_sessions_and_owner_indexes() {
     assert_eq!(listed[0].key, first);
 }
 
-/// The test binary runs itself again as a second process, which updates one
-/// session while this one does: every field of both survives.
+/// The test binary runs this test again as a second process (told apart by
+/// an environment variable), which updates one session while this one does:
+/// every field of both survives.
 #[test]
 fn two_processes_racing_updates_of_different_fields_all_survive() {
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        return write_as_the_second_process(PathBuf::from(dir));
+    }
     let dir = TempDir::new("processes");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -155,8 +159,7 @@ fn two_processes_racing_updates_of_different_fields_all_survive() {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_process_writer",
-            "--ignored",
+            "two_processes_racing_updates_of_different_fields_all_survive",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -201,16 +204,13 @@ fn two_processes_racing_updates_of_different_fields_all_survive() {
     assert_eq!(record.fields.len(), 1 + 2 * PROCESS_ROUNDS);
 }
 
-/// The second process of the test above, which runs it; not a test itself.
-#[test]
-#[ignore = "the second process of two_processes_racing_updates_of_different_fields_all_survive"]
-fn child_process_writer() {
-    let dir = std::env::var_os(CHILD_DIR).expect("run by the two-process test");
+/// The second process of the test above.
+fn write_as_the_second_process(dir: PathBuf) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let store = FileStore::new(PathBuf::from(dir)).unwrap();
+    let store = FileStore::new(dir).unwrap();
     let key = StoreKey::new("shared-by-processes");
     runtime.block_on(async {
         for round in 0..PROCESS_ROUNDS {
