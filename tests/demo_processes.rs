@@ -2,8 +2,9 @@
 //! a client alternating between two processes while two concurrent streams
 //! change different fields loses nothing, and a session survives a restart.
 //!
-//! Runs the `demo` example binary that `cargo test` builds, on the file store
-//! and on the Redis server `scripts/with-redis` starts.
+//! Runs the `demo` example binary that `cargo test` builds, on the file store,
+//! on SQLite, and on the Redis and PostgreSQL servers `scripts/with-redis`
+//! and `scripts/with-sql` start.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -250,4 +251,36 @@ async fn two_demo_processes_on_one_redis_lose_no_change() {
 #[tokio::test]
 async fn a_session_survives_a_demo_restart_on_redis() {
     a_session_survives_a_restart(&redis_url()).await;
+}
+
+/// A fresh SQLite database file's URL, in `dir`.
+fn sqlite_url(dir: &TempDir) -> String {
+    format!("sqlite://{}/sessions.db", dir.0.display())
+}
+
+fn postgres_url() -> String {
+    std::env::var("SESSION_TEST_POSTGRES_URL")
+        .expect("SESSION_TEST_POSTGRES_URL is not set: run the tests with scripts/test (or scripts/with-sql)")
+}
+
+#[tokio::test]
+async fn two_demo_processes_on_one_sqlite_database_lose_no_change() {
+    let dir = TempDir::new("sqlite-two");
+    two_processes_lose_no_change(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn a_session_survives_a_demo_restart_on_sqlite() {
+    let dir = TempDir::new("sqlite-restart");
+    a_session_survives_a_restart(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn two_demo_processes_on_one_postgres_lose_no_change() {
+    two_processes_lose_no_change(&postgres_url()).await;
+}
+
+#[tokio::test]
+async fn a_session_survives_a_demo_restart_on_postgres() {
+    a_session_survives_a_restart(&postgres_url()).await;
 }

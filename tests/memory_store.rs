@@ -134,7 +134,7 @@ async fn the_cleanup_task_frees_expired_sessions() {
         "expired sessions were freed before any sweep was due"
     );
 
-    let task = spawn_cleanup(Arc::clone(&store), Duration::from_millis(10));
+    let task = spawn_cleanup(&store, Duration::from_millis(10));
     for _ in 0..200 {
         if store.len() == 1 {
             break;

@@ -4,7 +4,12 @@
 //! cargo run --example demo                                        # http://127.0.0.1:3000
 //! PORT=3001 SESSION_STORE=file:/tmp/demo-sessions cargo run --example demo
 //! SESSION_STORE=redis://127.0.0.1:6379 cargo run --example demo
+//! SESSION_STORE=sqlite:demo-sessions.db cargo run --example demo
+//! SESSION_STORE=postgres://user@localhost/db cargo run --example demo
+//! SESSION_STORE=mysql://user@localhost/db cargo run --example demo
 //! ```
+//!
+//! An SQL store's table is created on start (`migrate`).
 
 mod app;
 
@@ -22,7 +27,8 @@ async fn main() -> std::io::Result<()> {
 
     // Plain HTTP on localhost: browsers would drop a `Secure` cookie here.
     let config = SessionConfig::default().secure(false);
-    // Every store frees expired sessions by itself (Redis by its TTLs).
+    // Every store frees expired sessions by itself (Redis by its TTLs, SQL
+    // stores by a clean-up task `open` starts).
     let url = std::env::var("SESSION_STORE").unwrap_or_else(|_| "memory".into());
     let store = session::store::open(&url)
         .await

@@ -1,6 +1,7 @@
 //! Shared by the integration tests: a store wrapper that records what the
 //! store was asked to do, around the real memory store, and can be told to
-//! fail or to hold writes; and a browser-like client of the lifecycle.
+//! fail or to hold writes; a browser-like client of the lifecycle; and
+//! unique names and temp dirs for tests that share a server or a disk.
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -248,5 +249,44 @@ impl Browser {
             self.cookie = (!removal).then(|| cookie.value().to_owned());
         }
         cookie
+    }
+}
+
+/// A name no other test of this run (or an earlier run) uses: `prefix`,
+/// then the process id, the time and a counter, joined with `_` (so it is
+/// also a valid SQL table name).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let prefix = prefix.replace('-', "_");
+    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
+}
+
+/// A fresh directory under the system's temp dir, searchable by every user
+/// (a PostgreSQL server runs as `postgres`), removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -43,6 +43,8 @@ mod memory;
 mod open;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub mod sql;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -280,21 +282,25 @@ pub trait ExpiredCleanup: SessionStore {
     async fn delete_expired(&self) -> Result<u64, BoxError>;
 }
 
-/// Runs `store.delete_expired()` every `period` on the current tokio runtime
-/// until the returned handle is aborted. Failures are logged and retried at
-/// the next tick.
-pub fn spawn_cleanup(
-    store: Arc<impl ExpiredCleanup>,
+/// Runs `store.delete_expired()` every `period` on the current tokio runtime,
+/// logging the counts, until the store is dropped or the returned handle is
+/// aborted. The task holds only a weak reference, so it never keeps a store
+/// (and its connections) alive. Failures are logged and retried at the next
+/// tick.
+pub fn spawn_cleanup<S: ExpiredCleanup>(
+    store: &Arc<S>,
     period: Duration,
 ) -> tokio::task::JoinHandle<()> {
+    let store = Arc::downgrade(store);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            let Some(store) = store.upgrade() else { return };
             match store.delete_expired().await {
                 Ok(0) => {}
-                Ok(deleted) => tracing::debug!(deleted, "deleted expired sessions"),
+                Ok(deleted) => tracing::info!(deleted, "deleted expired sessions"),
                 Err(error) => tracing::warn!(%error, "session clean-up failed"),
             }
         }

@@ -15,7 +15,12 @@ use crate::error::{Error, StoreOp};
 /// | `file:///abs/dir`, `file:relative/dir` | `store::file::FileStore` (feature `file`) |
 /// | `redis://host:port` | `store::redis::RedisStore` on one server (feature `redis`) |
 /// | `redis+cluster://host:port,host:port,...` | `store::redis::RedisStore` on a Redis Cluster, from any of its nodes |
+/// | `sqlite:///abs/path.db`, `sqlite:relative.db` | `store::sql::SqliteStore` (feature `sqlite`); the file is created if missing |
+/// | `postgres://…`, `postgresql://…` | `store::sql::PostgresStore` (feature `postgres`) |
+/// | `mysql://…`, `mariadb://…` | `store::sql::MySqlStore` (feature `mysql`) |
 ///
+/// An SQL store is migrated (its table created if missing), and its expired
+/// rows are deleted every ten minutes by a task that ends with the store.
 /// A URL this build cannot open is an [`Error::StoreUrl`] saying why; a store
 /// that cannot be reached is an [`Error::Store`] with [`StoreOp::Open`].
 ///
@@ -37,6 +42,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn SessionStore>, Error> {
         Target::File(dir) => file(dir),
         Target::Redis(url) => redis(url).await,
         Target::RedisCluster(urls) => redis_cluster(urls).await,
+        Target::Sqlite(url) => sqlite(url).await,
+        Target::Postgres(url) => postgres(url).await,
+        Target::MySql(url) => mysql(url).await,
     };
     opened.map_err(|failure| match failure {
         Failure::Unsupported(reason) => Error::StoreUrl {
@@ -57,6 +65,9 @@ enum Target {
     File(PathBuf),
     Redis(String),
     RedisCluster(Vec<String>),
+    Sqlite(String),
+    Postgres(String),
+    MySql(String),
 }
 
 impl Target {
@@ -90,7 +101,25 @@ impl Target {
             }
             return Ok(Self::RedisCluster(urls));
         }
-        Err("want `memory`, `file:DIR`, `redis://HOST:PORT` or `redis+cluster://HOST:PORT,...`")
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            if path.trim_start_matches('/').is_empty() {
+                return Err("the SQLite URL names no database file");
+            }
+            return Ok(Self::Sqlite(url.to_owned()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if let Some(rest) = url.strip_prefix("mariadb://") {
+            return Ok(Self::MySql(format!("mysql://{rest}")));
+        }
+        if url.starts_with("mysql://") {
+            return Ok(Self::MySql(url.to_owned()));
+        }
+        Err(
+            "want `memory`, `file:DIR`, `redis://HOST:PORT`, `redis+cluster://HOST:PORT,...`, \
+             `sqlite:FILE`, `postgres://...` or `mysql://...`",
+        )
     }
 }
 
@@ -98,11 +127,27 @@ impl Target {
 enum Failure {
     /// This build lacks the store's feature.
     #[cfg_attr(
-        all(feature = "memory", feature = "file", feature = "redis"),
+        all(
+            feature = "memory",
+            feature = "file",
+            feature = "redis",
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql"
+        ),
         allow(dead_code)
     )]
     Unsupported(&'static str),
-    #[cfg_attr(not(any(feature = "file", feature = "redis")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(
+            feature = "file",
+            feature = "redis",
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql"
+        )),
+        allow(dead_code)
+    )]
     Open(BoxError),
 }
 
@@ -156,6 +201,36 @@ async fn redis_cluster(_: Vec<String>) -> Result<Arc<dyn SessionStore>, Failure>
     Err(Failure::Unsupported("the `redis` feature is off"))
 }
 
+/// Connects an SQL store, migrates it and starts its clean-up.
+macro_rules! open_sql {
+    ($feature:literal, $name:ident, $store:ty) => {
+        #[cfg(feature = $feature)]
+        async fn $name(url: String) -> Result<Arc<dyn SessionStore>, Failure> {
+            let opened = async {
+                let store = <$store>::connect(&url).await?;
+                store.migrate().await?;
+                Ok::<_, sqlx::Error>(Arc::new(store))
+            };
+            let store = opened.await.map_err(|error| Failure::Open(error.into()))?;
+            super::spawn_cleanup(&store, super::sql::CLEANUP_PERIOD);
+            Ok(store)
+        }
+
+        #[cfg(not(feature = $feature))]
+        async fn $name(_: String) -> Result<Arc<dyn SessionStore>, Failure> {
+            Err(Failure::Unsupported(concat!(
+                "the `",
+                $feature,
+                "` feature is off"
+            )))
+        }
+    };
+}
+
+open_sql!("sqlite", sqlite, super::sql::sqlite::SqliteStore);
+open_sql!("postgres", postgres, super::sql::postgres::PostgresStore);
+open_sql!("mysql", mysql, super::sql::mysql::MySqlStore);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +257,18 @@ mod tests {
                 "redis://b:2".into()
             ]))
         );
+        assert_eq!(
+            Target::parse("sqlite:///var/sessions.db"),
+            Ok(Target::Sqlite("sqlite:///var/sessions.db".into()))
+        );
+        assert_eq!(
+            Target::parse("postgresql://u@h/db"),
+            Ok(Target::Postgres("postgresql://u@h/db".into()))
+        );
+        assert_eq!(
+            Target::parse("mariadb://root@h:3306/db"),
+            Ok(Target::MySql("mysql://root@h:3306/db".into()))
+        );
     }
 
     #[test]
@@ -192,7 +279,9 @@ mod tests {
             "file:",
             "file://host/dir",
             "redis+cluster://",
-            "postgres://x",
+            "sqlite:",
+            "sqlite:///",
+            "pg://x",
             "mem",
         ] {
             assert!(Target::parse(bad).is_err(), "{bad:?} was accepted");
