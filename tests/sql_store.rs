@@ -600,6 +600,7 @@ async fn a_commit_sends_postgres_only_the_changed_field() {
         .find(|line| line.contains("DETAIL:  parameters:"))
         .expect("its parameters were logged");
     assert!(parameters.contains(r#"'{"f07":"Mw=="}'"#), "{parameters}");
+    assert_eq!(log.matches("UPDATE").count(), 1, "the read wrote: {log}");
     for other in ["f01", "f02", "f03", "f04", "f05", "f06", "f08"] {
         assert!(!log.contains(other), "{other} was sent: {log}");
     }
@@ -622,6 +623,8 @@ async fn a_commit_sends_mariadb_only_the_changed_field() {
     // (The log escapes the JSON's quotes.)
     let patch = r#"JSON_MERGE_PATCH(data, '{\"f07\":\"Mw==\"}')"#;
     assert!(update.contains(patch), "{update}");
+    let updates = log.lines().filter(|line| line.contains("Execute\tUPDATE"));
+    assert_eq!(updates.count(), 1, "the read wrote: {log}");
     for other in ["f01", "f02", "f03", "f04", "f05", "f06", "f08"] {
         assert!(!log.contains(other), "{other} was sent: {log}");
     }

@@ -123,7 +123,7 @@
 //! Stores implement [`SessionStore`] (see [`store`] for the contract);
 //! [`MemoryStore`] is the embedded one, and [`store::open`] opens any store
 //! this build has from a URL (`memory`, `file:DIR`, `redis://…`,
-//! `redis+cluster://…`).
+//! `redis+cluster://…`, `sqlite:…`, `postgres://…`, `mysql://…`).
 //!
 //! # The session itself
 //!
@@ -177,6 +177,8 @@
 //! - `file`: `store::file::FileStore`, one file per session, shared by the
 //!   processes of one machine.
 //! - `redis`: `store::redis::RedisStore`, on one Redis server or a Cluster.
+//! - `sqlite`, `postgres`, `mysql`: `store::sql::SqliteStore`,
+//!   `store::sql::PostgresStore`, `store::sql::MySqlStore` (through `sqlx`).
 //! - `axum` (default): the `Session<T>` extractor for axum, with `tower`.
 //! - `tower`: [`SessionLayer`], for any `http`-based tower service.
 //! - `binary`: the [`Binary`] codec (postcard).

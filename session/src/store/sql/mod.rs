@@ -64,7 +64,7 @@
 //!
 //! # Clean-up
 //!
-//! Expired rows stay until deleted: [`ExpiredCleanup::delete_expired`]
+//! Expired rows stay until deleted: [`ExpiredCleanup::delete_expired`](super::ExpiredCleanup::delete_expired)
 //! deletes them in batches of [`cleanup_batch`](SqlStore::cleanup_batch)
 //! rows (1000 by default), so that no statement holds locks for long, and
 //! [`spawn_cleanup`](super::spawn_cleanup) runs it periodically, logging
