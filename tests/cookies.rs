@@ -168,7 +168,7 @@ fn options_that_would_break_the_set_cookie_header_are_refused_by_name() {
 #[test]
 fn sensible_options_are_accepted() {
     let config = SessionConfig::default()
-        .cookie_name("__Host-shop_sid")
+        .cookie_name("__Secure-shop_sid")
         .path("/shop/v1")
         .domain("shop.example.com")
         .max_age(std::time::Duration::from_secs(60));

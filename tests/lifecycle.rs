@@ -276,7 +276,7 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
     }
     assert_eq!(
         *events.lock().unwrap(),
-        ["Missed", "MalformedId", "MalformedId"]
+        ["Missed", "Invalid(MalformedId)", "Invalid(MalformedId)"]
     );
 
     // An expired record: move the last session's expiry into the past, then present it.

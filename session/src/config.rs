@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cookie::SameSite;
 
+use crate::cookie::Protection;
 use crate::error::Error;
 use crate::event::SessionEvent;
 use crate::id::IdGenerator;
@@ -48,6 +49,7 @@ pub struct SessionConfig {
     pub(crate) store_timeout: Option<Duration>,
     pub(crate) id_generator: IdGenerator,
     pub(crate) key_prefix: String,
+    pub(crate) protection: Protection,
     on_event: Option<EventHook>,
 }
 
@@ -73,6 +75,7 @@ impl Default for SessionConfig {
             store_timeout: Some(Duration::from_secs(5)),
             id_generator: IdGenerator::Random,
             key_prefix: String::new(),
+            protection: Protection::Plain,
             on_event: None,
         }
     }
@@ -185,6 +188,35 @@ impl SessionConfig {
         self
     }
 
+    /// Signs the session cookie with HMAC-SHA256 under `keys`, each at least
+    /// 64 bytes of random data: the first signs, every one verifies. To
+    /// rotate, put a new key first and keep the old ones until the cookies
+    /// they signed have expired; a client presenting a cookie signed with an
+    /// old key gets one signed with the new key in that response. A cookie
+    /// that does not verify is ignored (a fresh session starts, and
+    /// [`SessionEvent::Invalid`] is reported). Keys that are too short, or
+    /// none, are refused with [`Error::InvalidConfig`] when the manager is
+    /// built.
+    ///
+    /// ```
+    /// # use session::SessionConfig;
+    /// let current = [7u8; 64]; // from a secret store, in a real application
+    /// let previous = [9u8; 64];
+    /// let config = SessionConfig::default().signed([current, previous]);
+    /// ```
+    pub fn signed<K: AsRef<[u8]>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+        self.protection = Protection::with_keys(keys, Protection::Signed);
+        self
+    }
+
+    /// Encrypts the session cookie (AES-256-GCM, authenticated and bound to
+    /// the cookie's name) under `keys`, with the same rotation and rules as
+    /// [`signed`](Self::signed): the first encrypts, every one decrypts.
+    pub fn private<K: AsRef<[u8]>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+        self.protection = Protection::with_keys(keys, Protection::Private);
+        self
+    }
+
     /// Calls `hook` for every [`SessionEvent`], besides logging it.
     pub fn on_event(mut self, hook: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(hook));
@@ -239,6 +271,7 @@ impl fmt::Debug for SessionConfig {
             .field("store_timeout", &self.store_timeout)
             .field("id_generator", &self.id_generator)
             .field("key_prefix", &self.key_prefix)
+            .field("protection", &self.protection)
             .finish_non_exhaustive()
     }
 }

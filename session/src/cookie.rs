@@ -1,15 +1,19 @@
 //! The session cookie: finding the ids a request presents, and building the
 //! `Set-Cookie` a response carries.
 //!
-//! Values pass through [`encode_value`] and [`decode_value`]: the seam where
-//! signing or encryption of the cookie plugs in.
+//! Values pass through [`encode_value`] and [`decode_value`], which sign or
+//! encrypt them with the `cookie` crate's primitives when the configuration
+//! says so ([`Protection`]).
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use cookie::Cookie;
+use cookie::{Cookie, CookieJar, Key};
 
 use crate::config::SessionConfig;
 use crate::error::Error;
+use crate::event::InvalidCookie;
 use crate::id::SessionId;
 
 /// At most this many cookies of the session's name are tried per request.
@@ -46,14 +50,109 @@ pub(crate) fn presented<'a>(
         .collect()
 }
 
-/// The session id a presented cookie value carries, if it can be one.
-pub(crate) fn decode_value(value: &str) -> Option<SessionId> {
-    SessionId::parse(value)
+/// How the session cookie's value is protected. With keys, the first signs
+/// or encrypts and every one verifies or decrypts, so that keys rotate
+/// without logging anyone out: add the new key first, and drop the old one
+/// once the cookies it made have expired.
+#[derive(Clone, Default)]
+pub(crate) enum Protection {
+    /// The value is the session id. The id is unguessable, so this is safe;
+    /// signing adds a check before the store is asked.
+    #[default]
+    Plain,
+    /// The value is the id with an HMAC-SHA256 signature.
+    Signed(Arc<[Key]>),
+    /// The value is the id encrypted and authenticated (AES-256-GCM), bound
+    /// to the cookie's name.
+    Private(Arc<[Key]>),
+    /// Keys were given but refused: `validate` reports why.
+    Refused(&'static str),
 }
 
-/// The cookie value that carries `id`.
-fn encode_value(id: &SessionId) -> String {
-    id.as_str().to_owned()
+impl Protection {
+    /// `protect` over `keys`, or why they are refused.
+    pub(crate) fn with_keys<K: AsRef<[u8]>>(
+        keys: impl IntoIterator<Item = K>,
+        protect: fn(Arc<[Key]>) -> Self,
+    ) -> Self {
+        let keys: Result<Arc<[Key]>, _> = keys
+            .into_iter()
+            .map(|key| Key::try_from(key.as_ref()))
+            .collect();
+        match keys {
+            Ok(keys) if keys.is_empty() => Self::Refused("give at least one key"),
+            Ok(keys) => protect(keys),
+            Err(_) => Self::Refused(
+                "every key must hold at least 64 bytes of random data \
+                 (`openssl rand -base64 64` makes one)",
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Protection {
+    /// Names the protection and counts the keys, never showing them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain => f.write_str("Plain"),
+            Self::Signed(keys) => write!(f, "Signed({} keys)", keys.len()),
+            Self::Private(keys) => write!(f, "Private({} keys)", keys.len()),
+            Self::Refused(reason) => write!(f, "Refused({reason:?})"),
+        }
+    }
+}
+
+/// A presented cookie value that names a session.
+#[derive(Debug)]
+pub(crate) struct Presented {
+    pub(crate) id: SessionId,
+    /// Verified with a key other than the first: the response should carry
+    /// the cookie made with the current key.
+    pub(crate) old_key: bool,
+}
+
+/// The session id a presented cookie value carries, verified or decrypted
+/// with the configured keys.
+pub(crate) fn decode_value(
+    config: &SessionConfig,
+    value: &str,
+) -> Result<Presented, InvalidCookie> {
+    let parse = |value: &str, old_key| {
+        SessionId::parse(value)
+            .map(|id| Presented { id, old_key })
+            .ok_or(InvalidCookie::MalformedId)
+    };
+    let keys = match &config.protection {
+        Protection::Plain | Protection::Refused(_) => return parse(value, false),
+        Protection::Signed(keys) | Protection::Private(keys) => keys,
+    };
+    let name = &config.cookie_name;
+    let mut jar = CookieJar::new();
+    jar.add_original(Cookie::new(name.clone(), value.to_owned()));
+    for (index, key) in keys.iter().enumerate() {
+        let opened = match &config.protection {
+            Protection::Private(_) => jar.private(key).get(name),
+            _ => jar.signed(key).get(name),
+        };
+        if let Some(cookie) = opened {
+            return parse(cookie.value(), index > 0);
+        }
+    }
+    Err(InvalidCookie::BadSignature)
+}
+
+/// The cookie value that carries `id`, signed or encrypted with the first key.
+fn encode_value(config: &SessionConfig, id: &SessionId) -> String {
+    let cookie = Cookie::new(config.cookie_name.clone(), id.as_str().to_owned());
+    let mut jar = CookieJar::new();
+    match &config.protection {
+        Protection::Signed(keys) => jar.signed_mut(&keys[0]).add(cookie),
+        Protection::Private(keys) => jar.private_mut(&keys[0]).add(cookie),
+        Protection::Plain | Protection::Refused(_) => return id.as_str().to_owned(),
+    }
+    jar.get(&config.cookie_name)
+        .map(|cookie| cookie.value().to_owned())
+        .unwrap_or_default()
 }
 
 /// The cookie that hands `id` to the client, for a session with `ttl` left;
@@ -63,7 +162,7 @@ pub(crate) fn session_cookie(
     id: &SessionId,
     ttl: Option<Duration>,
 ) -> Cookie<'static> {
-    let mut cookie = base_cookie(config, encode_value(id));
+    let mut cookie = base_cookie(config, encode_value(config, id));
     if let Some(ttl) = ttl {
         // Whole seconds, as `Max-Age` counts them; a store's clock may leave
         // a remainder.
@@ -124,6 +223,28 @@ pub(crate) fn validate(config: &SessionConfig) -> Result<(), Error> {
                 "must be a host name: ASCII letters, digits, `.` and `-`",
             );
         }
+    }
+    // The prefixes' rules, which browsers enforce by dropping the cookie.
+    let name = &config.cookie_name;
+    if name.starts_with("__Host-")
+        && !(config.secure && config.path == "/" && config.domain.is_none())
+    {
+        return invalid(
+            "cookie_name",
+            "a `__Host-` cookie must be `Secure`, on path `/` and without a domain",
+        );
+    }
+    if name.starts_with("__Secure-") && !config.secure {
+        return invalid("cookie_name", "a `__Secure-` cookie must be `Secure`");
+    }
+    if config.partitioned && !config.secure {
+        return invalid("partitioned", "a `Partitioned` cookie must be `Secure`");
+    }
+    if config.same_site == cookie::SameSite::None && !config.secure {
+        return invalid("same_site", "a `SameSite=None` cookie must be `Secure`");
+    }
+    if let Protection::Refused(reason) = config.protection {
+        return invalid("keys", reason);
     }
     Ok(())
 }

@@ -8,9 +8,10 @@ use crate::codec::CodecError;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// The client presented something that cannot be a session id; it was
-    /// ignored.
-    MalformedId,
+    /// The client presented a session cookie that is not one this
+    /// application made: it was ignored, and a fresh session was started if
+    /// no other presented cookie loaded.
+    Invalid(InvalidCookie),
     /// The presented id matches no live session (unknown, expired, deleted
     /// or cleaned up); it was ignored, and a fresh session was started if no
     /// other presented id loaded.
@@ -35,7 +36,7 @@ pub enum SessionEvent {
 impl SessionEvent {
     pub(crate) fn log(&self) {
         match self {
-            Self::MalformedId => tracing::debug!("malformed session id presented"),
+            Self::Invalid(why) => tracing::info!(?why, "invalid session cookie presented"),
             Self::Missed => tracing::debug!("unknown session id presented"),
             Self::FieldReset { field, error } => {
                 tracing::warn!(field, %error, "session field could not be decoded; reset to its default")
@@ -45,4 +46,16 @@ impl SessionEvent {
             }
         }
     }
+}
+
+/// Why a presented session cookie was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidCookie {
+    /// It cannot hold a session id (empty, too long, not URL-safe).
+    MalformedId,
+    /// Its signature did not verify, or it did not decrypt, with any of the
+    /// configured keys: tampered with, truncated, or made with a key that
+    /// is no longer configured.
+    BadSignature,
 }

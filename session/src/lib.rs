@@ -206,7 +206,7 @@ pub use codec::Binary;
 pub use codec::{Codec, CodecError, Json};
 pub use config::SessionConfig;
 pub use error::{Error, StoreOp};
-pub use event::SessionEvent;
+pub use event::{InvalidCookie, SessionEvent};
 pub use handle::{FieldMut, Session, SessionData};
 pub use id::{PublicId, StoreKey};
 #[cfg(feature = "axum")]

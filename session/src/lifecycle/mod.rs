@@ -68,7 +68,7 @@ use tokio::sync::OnceCell;
 pub use owners::LiveSession;
 
 use crate::config::SessionConfig;
-use crate::cookie::{decode_value, presented, MAX_PRESENTED};
+use crate::cookie::{decode_value, presented, Presented, MAX_PRESENTED};
 use crate::data::SessionSchema;
 use crate::error::{Error, StoreOp};
 use crate::event::SessionEvent;
@@ -257,14 +257,19 @@ impl RequestSession {
     async fn load(&self) -> Result<Mutex<State>, Error> {
         let config = self.config();
         for presented in &self.inner.presented {
-            let Some(id) = decode_value(presented) else {
-                config.emit(SessionEvent::MalformedId);
-                continue;
+            let Presented { id, old_key } = match decode_value(config, presented) {
+                Ok(presented) => presented,
+                Err(why) => {
+                    config.emit(SessionEvent::Invalid(why));
+                    continue;
+                }
             };
             let key = StoreKey::for_id(&config.key_prefix, &id);
             let store = self.manager().store();
             match self.manager().call(StoreOp::Load, store.load(&key)).await? {
-                Some(record) => return Ok(Mutex::new(State::loaded(id, key, record))),
+                Some(record) => {
+                    return Ok(Mutex::new(State::loaded(id, key, record, old_key)));
+                }
                 None => config.emit(SessionEvent::Missed),
             }
         }

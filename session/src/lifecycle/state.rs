@@ -55,6 +55,9 @@ struct Stored {
     key: StoreKey,
     /// When it expires, by this process's monotonic clock.
     expires: Instant,
+    /// The client's cookie was made with a key that is no longer the first:
+    /// the next commit sends one made with the current key.
+    old_key: bool,
 }
 
 /// What a commit in flight took out of the state, to put back if it fails.
@@ -92,12 +95,15 @@ impl State {
 
     /// The state of a session the store returned; lifetimes beyond what a
     /// browser keeps are cut, whatever the store says.
-    pub(crate) fn loaded(id: SessionId, key: StoreKey, record: Record) -> Self {
+    /// `old_key` says the client's cookie was made with a key that is no
+    /// longer the first.
+    pub(crate) fn loaded(id: SessionId, key: StoreKey, record: Record, old_key: bool) -> Self {
         Self {
             standing: Standing::Stored(Stored {
                 id,
                 key,
                 expires: Instant::now() + record.ttl.min(MAX_LIFETIME),
+                old_key,
             }),
             fields: record.fields,
             max_age: record.max_age.map(|max_age| max_age.min(MAX_LIFETIME)),
@@ -216,7 +222,10 @@ impl State {
             Standing::Stored(stored) => {
                 let left = stored.expires.saturating_duration_since(Instant::now());
                 let max_age = self.max_age(config);
-                let extend = changed || config.rolling || (config.renew && left < max_age / 2);
+                let extend = changed
+                    || config.rolling
+                    || (config.renew && left < max_age / 2)
+                    || stored.old_key;
                 extend.then(|| Write::Update {
                     id: stored.id.clone(),
                     key: stored.key.clone(),
@@ -293,6 +302,7 @@ impl State {
                     id: id.clone(),
                     key: key.clone(),
                     expires: Instant::now() + expiry.ttl.min(MAX_LIFETIME),
+                    old_key: false,
                 });
                 if !self.max_age_dirty {
                     self.max_age = expiry.max_age.map(|max_age| max_age.min(MAX_LIFETIME));
