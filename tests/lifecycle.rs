@@ -259,7 +259,7 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&events);
     let config = SessionConfig::default().on_event(move |event| {
-        seen.lock().unwrap().push(format!("{event:?}"));
+        seen.lock().unwrap().push(support::label(event));
     });
     let (store, mut browser) = setup(config);
 
@@ -276,7 +276,7 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
     }
     assert_eq!(
         *events.lock().unwrap(),
-        ["Missed", "Invalid(MalformedId)", "Invalid(MalformedId)"]
+        ["missed", "invalid MalformedId", "invalid MalformedId"]
     );
 
     // An expired record: move the last session's expiry into the past, then present it.
@@ -291,7 +291,7 @@ async fn unknown_malformed_and_expired_ids_get_fresh_sessions_never_adopted() {
     .await;
     assert_eq!(
         events.lock().unwrap().last().map(String::as_str),
-        Some("Missed")
+        Some("missed")
     );
     assert_eq!(
         browser.cookie,

@@ -24,7 +24,7 @@ struct Shop {
 fn setup(config: SessionConfig) -> (Recording, Browser, Arc<Mutex<Vec<String>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&events);
-    let config = config.on_event(move |event| seen.lock().unwrap().push(format!("{event:?}")));
+    let config = config.on_event(move |event| seen.lock().unwrap().push(support::label(event)));
     let store = Recording::new();
     let manager = SessionManager::new(store.clone(), config).unwrap();
     (store, Browser::new(manager), events)
@@ -89,7 +89,7 @@ async fn a_write_racing_a_regenerate_is_dropped_and_the_old_id_reaches_nothing()
     assert_eq!(finished.cookie, None, "the old id must not be re-sent");
     assert_eq!(
         events.lock().unwrap().last().map(String::as_str),
-        Some("Gone")
+        Some("gone")
     );
 
     assert_eq!(
@@ -129,7 +129,7 @@ async fn a_write_racing_a_destroy_does_not_bring_the_session_back() {
     assert_eq!(finished.cookie, None);
     assert!(store.store.is_empty(), "the destroyed session came back");
     assert!(shop_seen_with(&browser, &old).await.0);
-    assert!(events.lock().unwrap().contains(&"Gone".to_owned()));
+    assert!(events.lock().unwrap().contains(&"gone".to_owned()));
 }
 
 #[tokio::test]

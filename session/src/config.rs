@@ -1,6 +1,8 @@
 //! Options of the session lifecycle and its cookie.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use crate::cookie::Protection;
 use crate::error::Error;
 use crate::event::SessionEvent;
 use crate::id::IdGenerator;
+use crate::lifecycle::{LoadedSession, RequestSession};
 use crate::store::MAX_LIFETIME;
 
 const ONE_DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -51,9 +54,14 @@ pub struct SessionConfig {
     pub(crate) key_prefix: String,
     pub(crate) protection: Protection,
     on_event: Option<EventHook>,
+    pub(crate) valid: Option<ValidHook>,
+    pub(crate) before_save: Option<BeforeSaveHook>,
 }
 
 type EventHook = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) type ValidHook = Arc<dyn Fn(LoadedSession) -> BoxFuture<bool> + Send + Sync>;
+pub(crate) type BeforeSaveHook = Arc<dyn Fn(RequestSession) -> BoxFuture<()> + Send + Sync>;
 
 impl Default for SessionConfig {
     /// Cookie `session` on path `/`, `HttpOnly`, `Secure`, `SameSite=Lax`;
@@ -77,6 +85,8 @@ impl Default for SessionConfig {
             key_prefix: String::new(),
             protection: Protection::Plain,
             on_event: None,
+            valid: None,
+            before_save: None,
         }
     }
 }
@@ -223,6 +233,53 @@ impl SessionConfig {
         self
     }
 
+    /// Has `hook` judge every session a request loads from the store, before
+    /// any handler sees it (koa-session's `valid`): when it answers `false`,
+    /// the request goes on with a fresh session, as if none had been
+    /// presented, and [`SessionEvent::Invalid`] (`Rejected`) is reported.
+    /// The rejected session stays in the store. The hook reads the loaded
+    /// session through [`LoadedSession::session`].
+    ///
+    /// ```
+    /// # use session::{Session, SessionConfig};
+    /// #[derive(Session, Default)]
+    /// struct Auth {
+    ///     user: Option<String>,
+    ///     /// The user agent the session was made for.
+    ///     agent: Option<String>,
+    /// }
+    ///
+    /// // Sessions older than the "Auth" struct's current shape: refuse them.
+    /// let config = SessionConfig::default().valid(|loaded| async move {
+    ///     match loaded.session::<Auth>().await {
+    ///         Ok(auth) => auth.user().is_none() || auth.agent().is_some(),
+    ///         Err(_) => false,
+    ///     }
+    /// });
+    /// ```
+    pub fn valid<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(LoadedSession) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.valid = Some(Arc::new(move |loaded| Box::pin(hook(loaded))));
+        self
+    }
+
+    /// Runs `hook` before every commit of a session the request used,
+    /// changed or not (koa-session's `beforeSave`): it may read and change
+    /// the session through [`RequestSession::session`], and what it changes
+    /// is committed with the rest. A `save()` called from the hook commits
+    /// without running it again.
+    pub fn before_save<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(RequestSession) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.before_save = Some(Arc::new(move |request| Box::pin(hook(request))));
+        self
+    }
+
     pub(crate) fn emit(&self, event: SessionEvent) {
         event.log();
         if let Some(hook) = &self.on_event {
@@ -272,6 +329,9 @@ impl fmt::Debug for SessionConfig {
             .field("id_generator", &self.id_generator)
             .field("key_prefix", &self.key_prefix)
             .field("protection", &self.protection)
+            .field("on_event", &self.on_event.is_some())
+            .field("valid", &self.valid.is_some())
+            .field("before_save", &self.before_save.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -1,10 +1,12 @@
 //! What happened to a session that a log or an application may want to know.
 
 use crate::codec::CodecError;
+use crate::id::PublicId;
 
 /// Noteworthy things the runtime noticed about a session. Each is logged with
 /// `tracing` and passed to the hook set with
-/// [`SessionConfig::on_event`](crate::SessionConfig::on_event).
+/// [`SessionConfig::on_event`](crate::SessionConfig::on_event). Sessions are
+/// named by their [`PublicId`] (a hash), never by their id or cookie.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionEvent {
@@ -14,8 +16,12 @@ pub enum SessionEvent {
     Invalid(InvalidCookie),
     /// The presented id matches no live session (unknown, expired, deleted
     /// or cleaned up); it was ignored, and a fresh session was started if no
-    /// other presented id loaded.
-    Missed,
+    /// other presented id loaded. A store cannot tell an expired session
+    /// from one that never was, so both are `Missed`.
+    Missed {
+        /// The session the id would name.
+        session: PublicId,
+    },
     /// A stored field could not be decoded (its type changed since it was
     /// written): it took its default, the rest of the session was kept, and
     /// the stale value is removed at the next commit. Fields are decoded when
@@ -30,20 +36,35 @@ pub enum SessionEvent {
     /// expired, after this request loaded it and before it committed. This
     /// request's changes were dropped and its response carries no session
     /// cookie: a session that is gone never comes back.
-    Gone,
+    Gone {
+        /// The session that is gone.
+        session: PublicId,
+    },
 }
 
 impl SessionEvent {
+    /// The event's name, for counting events by kind: `invalid`, `missed`,
+    /// `field_reset` or `gone`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid",
+            Self::Missed { .. } => "missed",
+            Self::FieldReset { .. } => "field_reset",
+            Self::Gone { .. } => "gone",
+        }
+    }
+
     pub(crate) fn log(&self) {
         match self {
             Self::Invalid(why) => tracing::info!(?why, "invalid session cookie presented"),
-            Self::Missed => tracing::debug!("unknown session id presented"),
+            Self::Missed { session } => tracing::debug!(%session, "unknown session id presented"),
             Self::FieldReset { field, error } => {
                 tracing::warn!(field, %error, "session field could not be decoded; reset to its default")
             }
-            Self::Gone => {
-                tracing::info!("session ended by another request before this one committed; its changes were dropped")
-            }
+            Self::Gone { session } => tracing::info!(
+                %session,
+                "session ended by another request before this one committed; its changes were dropped"
+            ),
         }
     }
 }
@@ -58,4 +79,7 @@ pub enum InvalidCookie {
     /// configured keys: tampered with, truncated, or made with a key that
     /// is no longer configured.
     BadSignature,
+    /// It named a live session that the application's
+    /// [`valid`](crate::SessionConfig::valid) hook refused.
+    Rejected,
 }

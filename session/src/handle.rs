@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::data::SessionSchema;
 use crate::error::Error;
 use crate::id::PublicId;
-use crate::lifecycle::RequestSession;
+use crate::lifecycle::{LoadedSession, RequestSession};
 
 /// A struct that can be used as `Session<Self>`.
 ///
@@ -141,14 +141,28 @@ impl RequestSession {
     /// another struct used with the same manager stores under too.
     pub async fn session<T: SessionData>(&self) -> Result<Session<T>, Error> {
         let slot = self.slot::<T>().await?;
+        Ok(self.handle(slot))
+    }
+
+    fn handle<T: SessionData>(&self, slot: usize) -> Session<T> {
         let raw = RawHandle {
             request: self.clone(),
             slot,
             _type: PhantomData,
         };
-        Ok(Session {
+        Session {
             accessors: T::Accessors::from_raw(raw),
-        })
+        }
+    }
+}
+
+impl LoadedSession {
+    /// The typed session `T` as loaded, for the hook to judge; what the hook
+    /// changes through it stays (unless the hook refuses the session).
+    pub async fn session<T: SessionData>(&self) -> Result<Session<T>, Error> {
+        let request = self.request();
+        let slot = request.loaded_slot::<T>().await?;
+        Ok(request.handle(slot))
     }
 }
 

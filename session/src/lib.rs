@@ -213,7 +213,7 @@ pub use id::{PublicId, StoreKey};
 pub use integrations::axum::SessionRejection;
 #[cfg(feature = "tower")]
 pub use integrations::tower::SessionLayer;
-pub use lifecycle::{Finished, LiveSession, RequestSession, SessionManager};
+pub use lifecycle::{Finished, LiveSession, LoadedSession, RequestSession, SessionManager};
 #[cfg(feature = "memory")]
 pub use store::MemoryStore;
 pub use store::SessionStore;

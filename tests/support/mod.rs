@@ -290,3 +290,11 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// An event as tests compare it: its name, and for `invalid` the reason.
+pub fn label(event: &session::SessionEvent) -> String {
+    match event {
+        session::SessionEvent::Invalid(why) => format!("invalid {why:?}"),
+        other => other.name().to_owned(),
+    }
+}

@@ -59,6 +59,7 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -71,7 +72,7 @@ use crate::config::SessionConfig;
 use crate::cookie::{decode_value, presented, Presented, MAX_PRESENTED};
 use crate::data::SessionSchema;
 use crate::error::{Error, StoreOp};
-use crate::event::SessionEvent;
+use crate::event::{InvalidCookie, SessionEvent};
 use crate::id::{PublicId, StoreKey};
 use crate::store::{BoxError, SessionStore};
 use plan::execute;
@@ -148,6 +149,8 @@ impl SessionManager {
                 manager: self.clone(),
                 presented: presented.into_iter().take(MAX_PRESENTED).collect(),
                 state: OnceCell::new(),
+                validated: OnceCell::new(),
+                saving: AtomicBool::new(false),
                 commit: tokio::sync::Mutex::new(()),
                 cookie: Mutex::new(None),
             }),
@@ -205,6 +208,11 @@ struct RequestInner {
     /// Cookie values the client presented, in order.
     presented: Vec<String>,
     state: OnceCell<Mutex<State>>,
+    /// Set once the `valid` hook has judged the loaded session.
+    validated: OnceCell<()>,
+    /// Whether the `before_save` hook is running (a `save()` it calls must
+    /// not run it again).
+    saving: AtomicBool,
     /// Serialises commits, so a `save()` racing the final commit cannot
     /// interleave store writes.
     commit: tokio::sync::Mutex<()>,
@@ -236,11 +244,35 @@ impl RequestSession {
     }
 
     /// The index of `T`'s slot in the request's state, loading the session
-    /// on first use.
+    /// (and having the `valid` hook judge it) on first use.
     pub(crate) async fn slot<T: SessionSchema>(&self) -> Result<usize, Error> {
+        let index = self.loaded_slot::<T>().await?;
+        self.inner.validated.get_or_init(|| self.validate()).await;
+        Ok(index)
+    }
+
+    /// The index of `T`'s slot, loading the session on first use, unjudged.
+    pub(crate) async fn loaded_slot<T: SessionSchema>(&self) -> Result<usize, Error> {
         self.manager().admit::<T>()?;
         let state = self.inner.state.get_or_try_init(|| self.load()).await?;
         Ok(lock(state).slot_index::<T>())
+    }
+
+    /// Has the `valid` hook judge a session loaded from the store; a refused
+    /// one is replaced by a fresh session (slots reset in place, so handles
+    /// the hook made stay sound).
+    async fn validate(&self) {
+        let Some(hook) = &self.config().valid else {
+            return;
+        };
+        if self.is_new() {
+            return;
+        }
+        if !hook(LoadedSession(self.clone())).await {
+            self.state().reject();
+            self.config()
+                .emit(SessionEvent::Invalid(InvalidCookie::Rejected));
+        }
     }
 
     /// Runs `f` on `T`'s slot under the state's lock. `f` is the crate's own
@@ -270,7 +302,9 @@ impl RequestSession {
                 Some(record) => {
                     return Ok(Mutex::new(State::loaded(id, key, record, old_key)));
                 }
-                None => config.emit(SessionEvent::Missed),
+                None => config.emit(SessionEvent::Missed {
+                    session: PublicId::of(&key),
+                }),
             }
         }
         Ok(Mutex::new(State::fresh()))
@@ -328,6 +362,13 @@ impl RequestSession {
 
     /// Commits now; see `Session::save`.
     pub(crate) async fn save(&self) -> Result<(), Error> {
+        if let Some(hook) = &self.config().before_save {
+            let used = self.inner.state.initialized();
+            if used && !self.inner.saving.swap(true, Ordering::AcqRel) {
+                hook(self.clone()).await;
+                self.inner.saving.store(false, Ordering::Release);
+            }
+        }
         let _one_at_a_time = self.inner.commit.lock().await;
         let Some(state) = self.inner.state.get() else {
             return Ok(());
@@ -338,9 +379,13 @@ impl RequestSession {
         let change = lock(state).settle(in_flight, &outcome, config);
         match change {
             Some(CookieChange::Send(cookie)) => *lock(&self.inner.cookie) = Some(cookie),
-            Some(CookieChange::Withdraw) => {
+            Some(CookieChange::Withdraw(gone)) => {
                 *lock(&self.inner.cookie) = None;
-                config.emit(SessionEvent::Gone);
+                if let Some(key) = gone {
+                    config.emit(SessionEvent::Gone {
+                        session: PublicId::of(&key),
+                    });
+                }
             }
             None => {}
         }
@@ -359,6 +404,18 @@ impl RequestSession {
             cookie: lock(&self.inner.cookie).take(),
             result,
         }
+    }
+}
+
+/// A session just loaded from the store, as the
+/// [`valid`](SessionConfig::valid) hook sees it.
+#[derive(Debug, Clone)]
+pub struct LoadedSession(RequestSession);
+
+impl LoadedSession {
+    /// The request the session was loaded for.
+    pub(crate) fn request(&self) -> &RequestSession {
+        &self.0
     }
 }
 

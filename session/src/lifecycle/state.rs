@@ -73,8 +73,8 @@ pub(crate) struct InFlight {
 pub(crate) enum CookieChange {
     /// Send this one (replacing one an earlier commit prepared).
     Send(Cookie<'static>),
-    /// Send none: the session is gone.
-    Withdraw,
+    /// Send none: the session that was under this key is gone.
+    Withdraw(Option<StoreKey>),
 }
 
 impl State {
@@ -156,6 +156,13 @@ impl State {
         self.owner_dirty = false;
         self.regenerate = false;
         self.slots.iter_mut().for_each(|(_, slot)| slot.reset());
+    }
+
+    /// Forgets the loaded session without deleting it: the request goes on
+    /// with a fresh one (the `valid` hook refused it).
+    pub(crate) fn reject(&mut self) {
+        self.destroy();
+        self.discard.clear();
     }
 
     pub(crate) fn regenerate(&mut self) {
@@ -313,11 +320,14 @@ impl State {
             Ok(Executed::Gone) if !current => None,
             Ok(Executed::Gone) => {
                 self.settle_slots(Settle::Dropped);
-                self.standing = Standing::Gone;
+                let gone = match std::mem::replace(&mut self.standing, Standing::Gone) {
+                    Standing::Stored(stored) => Some(stored.key),
+                    _ => None,
+                };
                 self.regenerate = false;
                 self.max_age_dirty = false;
                 self.owner_dirty = false;
-                Some(CookieChange::Withdraw)
+                Some(CookieChange::Withdraw(gone))
             }
         }
     }
