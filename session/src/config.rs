@@ -53,6 +53,8 @@ pub struct SessionConfig {
     pub(crate) id_generator: IdGenerator,
     pub(crate) key_prefix: String,
     pub(crate) protection: Protection,
+    /// The header ids travel in instead of a cookie, lowercase.
+    pub(crate) id_header: Option<String>,
     on_event: Option<EventHook>,
     pub(crate) valid: Option<ValidHook>,
     pub(crate) before_save: Option<BeforeSaveHook>,
@@ -84,6 +86,7 @@ impl Default for SessionConfig {
             id_generator: IdGenerator::Random,
             key_prefix: String::new(),
             protection: Protection::Plain,
+            id_header: None,
             on_event: None,
             valid: None,
             before_save: None,
@@ -227,6 +230,25 @@ impl SessionConfig {
         self
     }
 
+    /// Carries the session id in the request header `name` and back in the
+    /// response header of the same name, instead of a cookie (koa-session's
+    /// `externalKey`), for API and mobile clients that keep the id
+    /// themselves. The value is the same as the cookie's would be, signed or
+    /// encrypted if so configured; a response sends it whenever a cookie
+    /// would be sent, and an empty value tells the client to forget its id
+    /// (the session ended). Cookie attributes do not apply. A browser app
+    /// reading it cross-origin must expose it with CORS
+    /// (`Access-Control-Expose-Headers`).
+    ///
+    /// ```
+    /// # use session::SessionConfig;
+    /// let api = SessionConfig::default().id_header("x-session-id");
+    /// ```
+    pub fn id_header(mut self, name: impl Into<String>) -> Self {
+        self.id_header = Some(name.into().to_ascii_lowercase());
+        self
+    }
+
     /// Calls `hook` for every [`SessionEvent`], besides logging it.
     pub fn on_event(mut self, hook: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(hook));
@@ -329,6 +351,7 @@ impl fmt::Debug for SessionConfig {
             .field("id_generator", &self.id_generator)
             .field("key_prefix", &self.key_prefix)
             .field("protection", &self.protection)
+            .field("id_header", &self.id_header)
             .field("on_event", &self.on_event.is_some())
             .field("valid", &self.valid.is_some())
             .field("before_save", &self.before_save.is_some())

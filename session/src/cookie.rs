@@ -50,6 +50,19 @@ pub(crate) fn presented<'a>(
         .collect()
 }
 
+/// The ids presented in the header lines of an id header (`id_header`): each
+/// line's comma-separated values, in order, at most [`MAX_PRESENTED`].
+pub(crate) fn presented_in_header<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
+    lines
+        .into_iter()
+        .flat_map(|line| line.split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|value| !value.is_empty())
+        .filter_map(|value| std::str::from_utf8(value).ok().map(str::to_owned))
+        .take(MAX_PRESENTED)
+        .collect()
+}
+
 /// How the session cookie's value is protected. With keys, the first signs
 /// or encrypts and every one verifies or decrypts, so that keys rotate
 /// without logging anyone out: add the new key first, and drop the old one
@@ -242,6 +255,15 @@ pub(crate) fn validate(config: &SessionConfig) -> Result<(), Error> {
     }
     if config.same_site == cookie::SameSite::None && !config.secure {
         return invalid("same_site", "a `SameSite=None` cookie must be `Secure`");
+    }
+    if let Some(header) = &config.id_header {
+        let reserved = ["cookie", "set-cookie"].contains(&header.as_str());
+        if header.is_empty() || reserved || !header.bytes().all(is_token) {
+            return invalid(
+                "id_header",
+                "must be a header name (a token) other than `Cookie` and `Set-Cookie`",
+            );
+        }
     }
     if let Protection::Refused(reason) = config.protection {
         return invalid("keys", reason);

@@ -1,9 +1,10 @@
 //! tower: [`SessionLayer`], which runs the lifecycle around any
 //! `http`-based service (axum, tonic, a bare hyper service).
 //!
-//! The layer starts each request's session from its cookies and puts it in
+//! The layer starts each request's session from its cookies (or the
+//! configured [`id_header`](crate::SessionConfig::id_header)) and puts it in
 //! the request's extensions as a [`RequestSession`](crate::RequestSession); once the inner service's
-//! response is ready, it commits and adds the `Set-Cookie` header before the
+//! response is ready, it commits and adds the `Set-Cookie` (or id) header before the
 //! response leaves, so the client's next request already sees the change.
 //!
 //! The commit runs for every response, error statuses included (as
@@ -17,8 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{COOKIE, SET_COOKIE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -101,14 +101,15 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let cookies = request.headers().get_all(COOKIE).iter();
+        let headers = request.headers();
         let session = self
             .manager
-            .start_from_cookies(cookies.map(HeaderValue::as_bytes));
+            .start_from_headers(|name| headers.get_all(name).iter().map(HeaderValue::as_bytes));
         request.extensions_mut().insert(session.clone());
         // The clone that was made ready is the one to call (tower's rule).
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
+        let manager = self.manager.clone();
         Box::pin(async move {
             let mut response = inner.call(request).await?;
             let finished = session.finish().await;
@@ -120,12 +121,13 @@ where
                 response = internal_error();
             }
             if let Some(cookie) = finished.cookie {
-                match HeaderValue::try_from(cookie.to_string()) {
-                    Ok(value) => {
-                        response.headers_mut().append(SET_COOKIE, value);
+                let (name, value) = manager.response_header(&cookie);
+                match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                    (Ok(name), Ok(value)) => {
+                        response.headers_mut().append(name, value);
                     }
-                    Err(error) => {
-                        tracing::error!(%error, "session cookie is not a valid header value");
+                    _ => {
+                        tracing::error!("the session's response header is not a valid header");
                         response = internal_error();
                     }
                 }

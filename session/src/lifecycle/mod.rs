@@ -69,7 +69,7 @@ use tokio::sync::OnceCell;
 pub use owners::LiveSession;
 
 use crate::config::SessionConfig;
-use crate::cookie::{decode_value, presented, Presented, MAX_PRESENTED};
+use crate::cookie::{decode_value, presented, presented_in_header, Presented, MAX_PRESENTED};
 use crate::data::SessionSchema;
 use crate::error::{Error, StoreOp};
 use crate::event::{InvalidCookie, SessionEvent};
@@ -128,6 +128,32 @@ impl SessionManager {
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.inner.config
+    }
+
+    /// Begins one request's session from its headers: `header_lines(name)`
+    /// gives the request's lines of the header `name` (lowercase), as bytes.
+    /// The id is read from the `Cookie` lines, or from the configured
+    /// [`id_header`](SessionConfig::id_header). What an integration calls;
+    /// it pairs with [`response_header`](Self::response_header).
+    pub fn start_from_headers<'a, I>(&self, header_lines: impl Fn(&str) -> I) -> RequestSession
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        match &self.config().id_header {
+            Some(name) => self.start(presented_in_header(header_lines(name))),
+            None => self.start_from_cookies(header_lines("cookie")),
+        }
+    }
+
+    /// The response header that hands the client `cookie` (from
+    /// [`Finished::cookie`]): `Set-Cookie` with the whole cookie, or the
+    /// configured [`id_header`](SessionConfig::id_header) with its value
+    /// (empty when the session ended). Name lowercase, then value.
+    pub fn response_header(&self, cookie: &Cookie<'_>) -> (&str, String) {
+        match &self.config().id_header {
+            Some(name) => (name, cookie.value().to_owned()),
+            None => ("set-cookie", cookie.to_string()),
+        }
     }
 
     /// Begins one request's session from the session cookies among the
