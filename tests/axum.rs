@@ -48,6 +48,10 @@ async fn peek() -> &'static str {
 }
 
 fn app(store: &Recording) -> Router {
+    app_with(store, SessionConfig::default())
+}
+
+fn app_with(store: &Recording, config: SessionConfig) -> Router {
     Router::new()
         .route("/count", get(count))
         .route("/fail", get(count_then_fail))
@@ -55,7 +59,7 @@ fn app(store: &Recording) -> Router {
         .route("/peek", get(peek))
         .route("/save", get(save_now))
         .layer(SessionLayer::from_manager(
-            SessionManager::new(store.clone(), SessionConfig::default()).unwrap(),
+            SessionManager::new(store.clone(), config).unwrap(),
         ))
 }
 
@@ -148,16 +152,40 @@ async fn a_store_that_cannot_load_gives_a_503_that_leaks_nothing() {
 }
 
 #[tokio::test]
-async fn a_failed_commit_turns_the_response_into_a_500() {
+async fn a_failed_commit_turns_the_response_into_a_503() {
     let store = Recording::new();
     let app = app(&store);
     let (_, set_cookie, _) = get_with(&app, "/count", None).await;
     let cookie = cookie_pair(&set_cookie.unwrap());
     store.fail_after(1); // the load passes, the commit fails
     let (status, set_cookie, body) = get_with(&app, "/count", Some(&cookie)).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(set_cookie, None);
     assert_eq!(body, "");
+}
+
+#[tokio::test]
+async fn the_status_for_a_failing_store_is_configurable() {
+    let store = Recording::new();
+    let app = app_with(&store, SessionConfig::default().store_failure_status(502));
+    let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    store.fail_after(1); // the load passes, the commit fails
+    let (status, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::BAD_GATEWAY, ""));
+    store.set_failing(true);
+    let (status, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::BAD_GATEWAY, ""));
+
+    let not_an_error = SessionConfig::default().store_failure_status(200);
+    let refused = SessionManager::new(Recording::new(), not_an_error);
+    assert!(matches!(
+        refused,
+        Err(session::Error::InvalidConfig {
+            option: "store_failure_status",
+            ..
+        })
+    ));
 }
 
 #[tokio::test]

@@ -55,6 +55,7 @@ pub struct SessionConfig {
     pub(crate) protection: Protection,
     /// The header ids travel in instead of a cookie, lowercase.
     pub(crate) id_header: Option<String>,
+    store_failure_status: u16,
     on_event: Option<EventHook>,
     pub(crate) valid: Option<ValidHook>,
     pub(crate) before_save: Option<BeforeSaveHook>,
@@ -87,6 +88,7 @@ impl Default for SessionConfig {
             key_prefix: String::new(),
             protection: Protection::Plain,
             id_header: None,
+            store_failure_status: 503,
             on_event: None,
             valid: None,
             before_save: None,
@@ -249,6 +251,23 @@ impl SessionConfig {
         self
     }
 
+    /// The HTTP status the integrations answer when the store fails or times
+    /// out, while loading a session for a handler or committing it (default
+    /// `503 Service Unavailable`; any `4xx` or `5xx`). Other session errors
+    /// answer `500`. The body is empty: the details go to the log.
+    pub fn store_failure_status(mut self, status: u16) -> Self {
+        self.store_failure_status = status;
+        self
+    }
+
+    /// The HTTP status an integration answers for `error`.
+    pub(crate) fn status_for(&self, error: &Error) -> u16 {
+        match error {
+            Error::Store { .. } | Error::StoreTimeout { .. } => self.store_failure_status,
+            _ => 500,
+        }
+    }
+
     /// Calls `hook` for every [`SessionEvent`], besides logging it.
     pub fn on_event(mut self, hook: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(hook));
@@ -316,6 +335,12 @@ impl SessionConfig {
         if self.max_age.is_zero() {
             return invalid("max_age", "must be longer than zero");
         }
+        if !(400..=599).contains(&self.store_failure_status) {
+            return invalid(
+                "store_failure_status",
+                "must be an error status, 400 to 599",
+            );
+        }
         if self.store_timeout.is_some_and(|limit| limit.is_zero()) {
             return invalid(
                 "store_timeout",
@@ -352,6 +377,7 @@ impl fmt::Debug for SessionConfig {
             .field("key_prefix", &self.key_prefix)
             .field("protection", &self.protection)
             .field("id_header", &self.id_header)
+            .field("store_failure_status", &self.store_failure_status)
             .field("on_event", &self.on_event.is_some())
             .field("valid", &self.valid.is_some())
             .field("before_save", &self.before_save.is_some())

@@ -42,7 +42,13 @@ impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for Session<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, SessionRejection> {
         let request = request_session(parts)?;
-        request.session::<T>().await.map_err(SessionRejection::Load)
+        request
+            .session::<T>()
+            .await
+            .map_err(|source| SessionRejection::Load {
+                status: request.manager().config().status_for(&source),
+                source,
+            })
     }
 }
 
@@ -72,13 +78,26 @@ pub enum SessionRejection {
     MissingLayer,
     /// The session could not be loaded.
     #[error("the session could not be loaded")]
-    Load(#[source] Error),
+    Load {
+        /// Why.
+        #[source]
+        source: Error,
+        /// The status to answer: the configured
+        /// [`store_failure_status`](crate::SessionConfig::store_failure_status)
+        /// for a store failure, else 500.
+        status: u16,
+    },
 }
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
-            Self::Load(error) => error.into_response(),
+            Self::Load { source, status } => {
+                tracing::error!(error = &source as &dyn std::error::Error, "session error");
+                StatusCode::from_u16(status)
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                    .into_response()
+            }
             // A mistake in the app's wiring, worth saying plainly.
             Self::MissingLayer => {
                 tracing::error!("a handler asked for a session on a route without SessionLayer");

@@ -10,8 +10,11 @@
 //! The commit runs for every response, error statuses included (as
 //! koa-session does): a handler that changes the session and then answers
 //! `4xx`/`5xx` still changes it. If the commit itself fails, the response is
-//! replaced by a bare `500 Internal Server Error`, so a client is never told
-//! a change landed when it did not; the error is logged. A cookie an earlier
+//! replaced by a bare error, so a client is never told a change landed when
+//! it did not: the configured
+//! [`store_failure_status`](crate::SessionConfig::store_failure_status)
+//! (`503` unless set) when the store failed or timed out, else `500`; the
+//! error is logged. A cookie an earlier
 //! `save()` prepared is still sent, since the store holds that session.
 
 use std::future::Future;
@@ -118,7 +121,7 @@ where
                     error = &error as &dyn std::error::Error,
                     "session commit failed"
                 );
-                response = internal_error();
+                response = failure(manager.config().status_for(&error));
             }
             if let Some(cookie) = finished.cookie {
                 let (name, value) = manager.response_header(&cookie);
@@ -128,7 +131,7 @@ where
                     }
                     _ => {
                         tracing::error!("the session's response header is not a valid header");
-                        response = internal_error();
+                        response = failure(500);
                     }
                 }
             }
@@ -137,8 +140,10 @@ where
     }
 }
 
-fn internal_error<B: Default>() -> Response<B> {
+/// A bare response with `status`, leaking nothing.
+fn failure<B: Default>(status: u16) -> Response<B> {
     let mut response = Response::new(B::default());
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
 }
