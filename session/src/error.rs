@@ -84,6 +84,27 @@ pub enum Error {
     /// trip through a cookie (empty, too long, or not URL-safe).
     #[error("the session id generator produced an invalid id (want 1 to 256 URL-safe characters)")]
     InvalidGeneratedId,
+    /// A cookie-only session grew beyond what a browser keeps in one cookie;
+    /// nothing was sent (a browser would drop or truncate it). Keep less in
+    /// the session, or use a store.
+    #[error(
+        "the cookie-only session needs a {size}-byte cookie, over the {limit}-byte limit; \
+         largest fields (encoded bytes): {largest:?}"
+    )]
+    CookieTooLarge {
+        /// The `Set-Cookie` value's size: name, value and attributes.
+        size: usize,
+        /// The limit, 4096 bytes.
+        limit: usize,
+        /// The largest fields by stored key, with their encoded size.
+        largest: Vec<(String, usize)>,
+    },
+    /// The operation needs a store, and the sessions are cookie-only.
+    #[error("cookie-only sessions live in the client: they cannot be {what}")]
+    CookieOnly {
+        /// What was asked.
+        what: &'static str,
+    },
     /// The operating system's random number generator failed, so no safe id
     /// could be made.
     #[error("the operating system's random number generator failed")]

@@ -40,17 +40,21 @@ pub enum SessionEvent {
         /// The session that is gone.
         session: PublicId,
     },
+    /// A cookie-only session presented after the expiry sealed in it: it was
+    /// ignored. (A store's expired sessions are [`Missed`](Self::Missed).)
+    Expired,
 }
 
 impl SessionEvent {
     /// The event's name, for counting events by kind: `invalid`, `missed`,
-    /// `field_reset` or `gone`.
+    /// `expired`, `field_reset` or `gone`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid",
             Self::Missed { .. } => "missed",
             Self::FieldReset { .. } => "field_reset",
             Self::Gone { .. } => "gone",
+            Self::Expired => "expired",
         }
     }
 
@@ -61,6 +65,7 @@ impl SessionEvent {
             Self::FieldReset { field, error } => {
                 tracing::warn!(field, %error, "session field could not be decoded; reset to its default")
             }
+            Self::Expired => tracing::debug!("expired cookie-only session presented"),
             Self::Gone { session } => tracing::info!(
                 %session,
                 "session ended by another request before this one committed; its changes were dropped"
@@ -82,4 +87,7 @@ pub enum InvalidCookie {
     /// It named a live session that the application's
     /// [`valid`](crate::SessionConfig::valid) hook refused.
     Rejected,
+    /// A cookie-only session that decrypted but does not decode (written by
+    /// an incompatible version).
+    Undecodable,
 }

@@ -63,6 +63,12 @@ impl SessionLayer {
         Ok(Self::from_manager(SessionManager::new(store, config)?))
     }
 
+    /// Cookie-only sessions: each lives whole in its client's encrypted
+    /// cookie; see [`SessionManager::cookie_only`].
+    pub fn cookie_only(config: SessionConfig) -> Result<Self, Error> {
+        Ok(Self::from_manager(SessionManager::cookie_only(config)?))
+    }
+
     /// Sessions made by `manager`, which the application may also use itself
     /// (to list or revoke a user's sessions from outside a request).
     pub fn from_manager(manager: SessionManager) -> Self {

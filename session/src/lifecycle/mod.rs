@@ -49,7 +49,32 @@
 //!   one.
 //! - A commit never moves a session's expiry earlier unless it changes the
 //!   session's max-age.
+//!
+//! # Cookie-only sessions
+//!
+//! [`SessionManager::cookie_only`] keeps each session whole in its client's
+//! cookie, encrypted and authenticated with the configured
+//! [`private`](SessionConfig::private) keys (which rotate as usual), with its
+//! expiry sealed inside: a cookie replayed after that expiry is refused
+//! ([`SessionEvent::Expired`]) whatever the client kept. No store is used;
+//! the handle, accessors, hooks and events are the same.
+//!
+//! What this mode cannot do, because the server keeps nothing:
+//!
+//! - End a session early. `destroy()` and `regenerate()` replace the
+//!   client's cookie (`regenerate()` draws a new id inside it), but a copy of
+//!   the old cookie stays valid until its sealed expiry. Keep lifetimes
+//!   short, and rotate the keys to end every session at once.
+//! - List or revoke a user's sessions: those calls fail with
+//!   [`Error::CookieOnly`].
+//! - Merge concurrent requests: each response carries the whole session, so
+//!   the client keeps whichever cookie arrives last.
+//! - Hold more than a browser keeps in one cookie, 4096 bytes with name and
+//!   attributes, of which the encryption and encoding take about 45%: a
+//!   commit that would exceed it fails with [`Error::CookieTooLarge`],
+//!   naming the size and the largest fields, and no cookie is sent.
 
+mod cookie_only;
 mod owners;
 pub(crate) mod plan;
 pub(crate) mod slot;
@@ -69,12 +94,15 @@ use tokio::sync::OnceCell;
 pub use owners::LiveSession;
 
 use crate::config::SessionConfig;
-use crate::cookie::{decode_value, presented, presented_in_header, Presented, MAX_PRESENTED};
+use crate::cookie::{
+    decode_value, presented, presented_in_header, Presented, Protection, MAX_PRESENTED,
+};
 use crate::data::SessionSchema;
 use crate::error::{Error, StoreOp};
 use crate::event::{InvalidCookie, SessionEvent};
 use crate::id::{PublicId, StoreKey};
 use crate::store::{BoxError, SessionStore};
+use cookie_only::{ClientStore, Closed, Opened};
 use plan::execute;
 use slot::Slot;
 use state::{CookieChange, State};
@@ -88,9 +116,34 @@ pub struct SessionManager {
 
 #[derive(Debug)]
 struct ManagerInner {
-    store: Arc<dyn SessionStore>,
+    backend: Backend,
     config: SessionConfig,
     schemas: RwLock<Schemas>,
+}
+
+/// Where a manager's sessions live.
+#[derive(Debug)]
+enum Backend {
+    Store(Arc<dyn SessionStore>),
+    /// In the client's cookie, sealed with these private keys.
+    Cookie(Arc<[::cookie::Key]>),
+}
+
+/// The store one request's session is loaded from and committed to.
+#[derive(Debug)]
+enum RequestStore {
+    Shared(Arc<dyn SessionStore>),
+    /// Cookie-only: the request's own session, sealed into its cookie.
+    Client(ClientStore),
+}
+
+impl RequestStore {
+    fn get(&self) -> &dyn SessionStore {
+        match self {
+            Self::Shared(store) => &**store,
+            Self::Client(client) => client,
+        }
+    }
 }
 
 /// The session structs used with a manager so far, and who owns each key.
@@ -110,19 +163,50 @@ impl SessionManager {
     /// Like [`new`](Self::new), for a store the application also uses itself
     /// (to run [`spawn_cleanup`](crate::store::spawn_cleanup) on it, say).
     pub fn from_shared(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, Error> {
+        Self::with_backend(Backend::Store(store), config)
+    }
+
+    /// Cookie-only sessions: each session lives whole in its client's
+    /// cookie, encrypted with the configured [`private`](SessionConfig::private)
+    /// keys (which this mode requires), and no store is used. The handle,
+    /// the accessors, the hooks and the events are the same; see the
+    /// [module docs](self#cookie-only-sessions) for what this mode cannot
+    /// do.
+    pub fn cookie_only(config: SessionConfig) -> Result<Self, Error> {
+        let Protection::Private(keys) = &config.protection else {
+            config.validate()?;
+            return Err(Error::InvalidConfig {
+                option: "keys",
+                reason:
+                    "cookie-only sessions need `private` keys: the whole session is in the cookie",
+            });
+        };
+        Self::with_backend(Backend::Cookie(Arc::clone(keys)), config)
+    }
+
+    fn with_backend(backend: Backend, config: SessionConfig) -> Result<Self, Error> {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(ManagerInner {
-                store,
+                backend,
                 config,
                 schemas: RwLock::default(),
             }),
         })
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.inner.store
+    /// The store, or `None` for cookie-only sessions.
+    pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        match &self.inner.backend {
+            Backend::Store(store) => Some(store),
+            Backend::Cookie(_) => None,
+        }
+    }
+
+    /// The store, for an operation that needs one (`what` says what it does,
+    /// for the error cookie-only sessions give).
+    pub(crate) fn shared_store(&self, what: &'static str) -> Result<&Arc<dyn SessionStore>, Error> {
+        self.store().ok_or(Error::CookieOnly { what })
     }
 
     /// The configuration.
@@ -170,9 +254,14 @@ impl SessionManager {
     /// presented, in the order it sent them; the first that names a live
     /// session is used (at most four are tried).
     pub fn start(&self, presented: impl IntoIterator<Item = String>) -> RequestSession {
+        let store = match &self.inner.backend {
+            Backend::Store(store) => RequestStore::Shared(Arc::clone(store)),
+            Backend::Cookie(keys) => RequestStore::Client(ClientStore::new(Arc::clone(keys))),
+        };
         RequestSession {
             inner: Arc::new(RequestInner {
                 manager: self.clone(),
+                store,
                 presented: presented.into_iter().take(MAX_PRESENTED).collect(),
                 state: OnceCell::new(),
                 validated: OnceCell::new(),
@@ -231,6 +320,7 @@ pub struct RequestSession {
 
 struct RequestInner {
     manager: SessionManager,
+    store: RequestStore,
     /// Cookie values the client presented, in order.
     presented: Vec<String>,
     state: OnceCell<Mutex<State>>,
@@ -315,15 +405,29 @@ impl RequestSession {
     async fn load(&self) -> Result<Mutex<State>, Error> {
         let config = self.config();
         for presented in &self.inner.presented {
-            let Presented { id, old_key } = match decode_value(config, presented) {
-                Ok(presented) => presented,
-                Err(why) => {
-                    config.emit(SessionEvent::Invalid(why));
+            let opened = match &self.inner.store {
+                RequestStore::Shared(_) => decode_value(config, presented)
+                    .map(|Presented { id, old_key }| {
+                        let key = StoreKey::for_id(&config.key_prefix, &id);
+                        (id, key, old_key)
+                    })
+                    .map_err(SessionEvent::Invalid),
+                RequestStore::Client(client) => client
+                    .open(config, presented)
+                    .map(|Opened { id, key, old_key }| (id, key, old_key))
+                    .map_err(|closed| match closed {
+                        Closed::Invalid(why) => SessionEvent::Invalid(why),
+                        Closed::Expired => SessionEvent::Expired,
+                    }),
+            };
+            let (id, key, old_key) = match opened {
+                Ok(opened) => opened,
+                Err(event) => {
+                    config.emit(event);
                     continue;
                 }
             };
-            let key = StoreKey::for_id(&config.key_prefix, &id);
-            let store = self.manager().store();
+            let store = self.inner.store.get();
             match self.manager().call(StoreOp::Load, store.load(&key)).await? {
                 Some(record) => {
                     return Ok(Mutex::new(State::loaded(id, key, record, old_key)));
@@ -381,7 +485,7 @@ impl RequestSession {
             (state.owner().cloned(), state.stored_key().cloned())
         };
         let Some(owner) = owner else { return Ok(0) };
-        let store = self.manager().store();
+        let store = self.manager().shared_store("revoked")?;
         let revoke = store.delete_owned(&owner, keep.as_ref());
         self.manager().call(StoreOp::DeleteOwned, revoke).await
     }
@@ -401,10 +505,19 @@ impl RequestSession {
         };
         let config = self.config();
         let (plan, in_flight) = lock(state).plan(config)?;
-        let outcome = execute(&**self.manager().store(), config, &plan).await;
-        let change = lock(state).settle(in_flight, &outcome, config);
+        let outcome = execute(self.inner.store.get(), config, &plan).await;
+        let (change, id) = {
+            let mut state = lock(state);
+            let change = state.settle(in_flight, &outcome, config);
+            (change, state.stored_id().cloned())
+        };
         match change {
-            Some(CookieChange::Send(cookie)) => *lock(&self.inner.cookie) = Some(cookie),
+            Some(CookieChange::Send(mut cookie)) => {
+                if let (RequestStore::Client(client), Some(id)) = (&self.inner.store, &id) {
+                    client.seal_into(config, id, &mut cookie)?;
+                }
+                *lock(&self.inner.cookie) = Some(cookie);
+            }
             Some(CookieChange::Withdraw(gone)) => {
                 *lock(&self.inner.cookie) = None;
                 if let Some(key) = gone {

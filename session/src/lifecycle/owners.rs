@@ -46,14 +46,14 @@ impl SessionManager {
         let Some(key) = self.key_of(owner, session).await? else {
             return Ok(false);
         };
-        self.call(StoreOp::Delete, self.store().delete(&key))
+        self.call(StoreOp::Delete, self.shared_store("revoked")?.delete(&key))
             .await?;
         Ok(true)
     }
 
     /// Ends every session of `owner` ("log out everywhere"); returns how many.
     pub async fn revoke_all(&self, owner: &str) -> Result<u64, Error> {
-        let revoke = self.store().delete_owned(owner, None);
+        let revoke = self.shared_store("revoked")?.delete_owned(owner, None);
         self.call(StoreOp::DeleteOwned, revoke).await
     }
 
@@ -61,13 +61,18 @@ impl SessionManager {
     /// returns how many.
     pub async fn revoke_all_except(&self, owner: &str, keep: &PublicId) -> Result<u64, Error> {
         let keep = self.key_of(owner, keep).await?;
-        let revoke = self.store().delete_owned(owner, keep.as_ref());
+        let revoke = self
+            .shared_store("revoked")?
+            .delete_owned(owner, keep.as_ref());
         self.call(StoreOp::DeleteOwned, revoke).await
     }
 
     async fn owned(&self, owner: &str) -> Result<Vec<OwnedSession>, Error> {
-        self.call(StoreOp::ListOwned, self.store().list_owned(owner))
-            .await
+        self.call(
+            StoreOp::ListOwned,
+            self.shared_store("listed")?.list_owned(owner),
+        )
+        .await
     }
 
     async fn key_of(&self, owner: &str, session: &PublicId) -> Result<Option<StoreKey>, Error> {

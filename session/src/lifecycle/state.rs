@@ -137,6 +137,13 @@ impl State {
         !matches!(self.standing, Standing::Stored(_))
     }
 
+    pub(crate) fn stored_id(&self) -> Option<&SessionId> {
+        match &self.standing {
+            Standing::Stored(stored) => Some(&stored.id),
+            _ => None,
+        }
+    }
+
     pub(crate) fn stored_key(&self) -> Option<&StoreKey> {
         match &self.standing {
             Standing::Stored(stored) => Some(&stored.key),

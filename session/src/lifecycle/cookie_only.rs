@@ -1,0 +1,281 @@
+//! Cookie-only sessions (koa-session's default): the whole session lives in
+//! one private (encrypted) cookie, and no store is involved.
+//!
+//! Each request gets a [`ClientStore`]: a store of at most one session, the
+//! one its cookie carries. The lifecycle runs against it exactly as against a
+//! shared store (same plans, same merge and expiry rules), and after each
+//! commit the session it holds is sealed into the response's cookie. The
+//! session's expiry is sealed with it, so a cookie replayed after it expired
+//! is refused, whatever its `Max-Age` said.
+//!
+//! What this mode cannot do: end a session before it expires (a copy of an
+//! old cookie stays valid until its sealed expiry, even after `destroy()` or
+//! `regenerate()`, which only replace the client's cookie), list or revoke a
+//! user's sessions, or hold more than a browser keeps in one cookie.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use cookie::{Cookie, CookieJar, Key};
+
+use crate::codec::CodecError;
+use crate::config::SessionConfig;
+use crate::error::Error;
+use crate::event::InvalidCookie;
+use crate::id::{SessionId, StoreKey};
+use crate::store::{
+    BoxError, ChangeSet, Created, Moved, OwnedSession, Record, SessionStore, StoredSession, Updated,
+};
+
+/// The most a browser keeps of one cookie: name, value and attributes
+/// (RFC 6265 asks browsers for at least 4096 bytes, and most stop there).
+pub(crate) const COOKIE_LIMIT: usize = 4096;
+
+/// How many of the largest fields a [`Error::CookieTooLarge`] names.
+const LARGEST_NAMED: usize = 3;
+
+/// The one session of one request in cookie-only mode.
+#[derive(Debug)]
+pub(crate) struct ClientStore {
+    /// The private keys: the first seals, every one opens.
+    keys: Arc<[Key]>,
+    held: Mutex<Option<(StoreKey, StoredSession)>>,
+}
+
+/// A cookie that opened: the session it carries.
+pub(crate) struct Opened {
+    pub(crate) id: SessionId,
+    pub(crate) key: StoreKey,
+    /// Opened with a key other than the first.
+    pub(crate) old_key: bool,
+}
+
+/// Why a presented cookie did not open.
+pub(crate) enum Closed {
+    Invalid(InvalidCookie),
+    /// It opened, but the session it carries has expired.
+    Expired,
+}
+
+/// The sealed form of a session.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sealed {
+    id: String,
+    /// Field values, base64.
+    fields: BTreeMap<String, String>,
+    /// Milliseconds since the Unix epoch.
+    expires: u64,
+    /// Milliseconds.
+    max_age: Option<u64>,
+    owner: Option<String>,
+    created: u64,
+    updated: u64,
+}
+
+impl ClientStore {
+    pub(crate) fn new(keys: Arc<[Key]>) -> Self {
+        Self {
+            keys,
+            held: Mutex::new(None),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<(StoreKey, StoredSession)>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens a presented cookie value and holds the session it carries.
+    pub(crate) fn open(&self, config: &SessionConfig, value: &str) -> Result<Opened, Closed> {
+        let name = &config.cookie_name;
+        let mut jar = CookieJar::new();
+        jar.add_original(Cookie::new(name.clone(), value.to_owned()));
+        let (index, plain) = self
+            .keys
+            .iter()
+            .enumerate()
+            .find_map(|(index, key)| Some((index, jar.private(key).get(name)?)))
+            .ok_or(Closed::Invalid(InvalidCookie::BadSignature))?;
+        let undecodable = Closed::Invalid(InvalidCookie::Undecodable);
+        let sealed: Sealed = serde_json::from_str(plain.value()).map_err(|_| undecodable)?;
+        let id = SessionId::parse(&sealed.id).ok_or(Closed::Invalid(InvalidCookie::Undecodable))?;
+        let session = session_of(sealed).ok_or(Closed::Invalid(InvalidCookie::Undecodable))?;
+        if !session.is_live(SystemTime::now()) {
+            return Err(Closed::Expired);
+        }
+        let key = StoreKey::for_id(&config.key_prefix, &id);
+        *self.held() = Some((key.clone(), session));
+        Ok(Opened {
+            id,
+            key,
+            old_key: index > 0,
+        })
+    }
+
+    /// Seals the session held under `key` with `id` into `cookie`, which
+    /// must then fit a browser's limit.
+    pub(crate) fn seal_into(
+        &self,
+        config: &SessionConfig,
+        id: &SessionId,
+        cookie: &mut Cookie<'static>,
+    ) -> Result<(), Error> {
+        let held = self.held();
+        let Some((_, session)) = held.as_ref() else {
+            return Ok(());
+        };
+        let sealed = Sealed {
+            id: id.as_str().to_owned(),
+            fields: session
+                .fields
+                .iter()
+                .map(|(name, value)| (name.to_string(), STANDARD.encode(value)))
+                .collect(),
+            expires: millis(session.expires_at),
+            max_age: session
+                .max_age
+                .map(|max_age| u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX)),
+            owner: session.owner.as_deref().map(str::to_owned),
+            created: millis(session.created_at),
+            updated: millis(session.updated_at),
+        };
+        let plain = serde_json::to_string(&sealed).map_err(|error| Error::Encode {
+            field: "(the sealed session)",
+            source: CodecError::new(error),
+        })?;
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.keys[0])
+            .add(Cookie::new(config.cookie_name.clone(), plain));
+        let value = jar
+            .get(&config.cookie_name)
+            .map(|sealed| sealed.value().to_owned())
+            .unwrap_or_default();
+        cookie.set_value(value);
+        let size = cookie.to_string().len();
+        if size > COOKIE_LIMIT {
+            let mut largest: Vec<(String, usize)> = session
+                .fields
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.len()))
+                .collect();
+            largest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            largest.truncate(LARGEST_NAMED);
+            return Err(Error::CookieTooLarge {
+                size,
+                limit: COOKIE_LIMIT,
+                largest,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A sealed session back in the form the merge rules work on; `None` if it
+/// does not decode.
+fn session_of(sealed: Sealed) -> Option<StoredSession> {
+    let fields = sealed
+        .fields
+        .into_iter()
+        .map(|(name, value)| Some((Arc::from(name), Bytes::from(STANDARD.decode(value).ok()?))))
+        .collect::<Option<_>>()?;
+    Some(StoredSession {
+        fields: Arc::new(fields),
+        expires_at: time(sealed.expires)?,
+        max_age: sealed.max_age.map(Duration::from_millis),
+        owner: sealed.owner.map(Arc::from),
+        created_at: time(sealed.created)?,
+        updated_at: time(sealed.updated)?,
+    })
+}
+
+fn millis(time: SystemTime) -> u64 {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn time(millis: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+/// Cookie-only sessions live in the client: there is nobody to ask for a
+/// user's other sessions.
+#[derive(Debug, thiserror::Error)]
+#[error("cookie-only sessions live in the client: they cannot be listed or revoked")]
+struct ClientOnly;
+
+#[async_trait]
+impl SessionStore for ClientStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, BoxError> {
+        let now = SystemTime::now();
+        let held = self.held();
+        Ok(held
+            .as_ref()
+            .filter(|(held, session)| held == key && session.is_live(now))
+            .map(|(_, session)| session.record(now)))
+    }
+
+    async fn create(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Created, BoxError> {
+        let now = SystemTime::now();
+        let mut held = self.held();
+        if let Some((held_key, session)) = held.as_ref() {
+            if held_key == key && session.is_live(now) {
+                return Ok(Created::KeyTaken);
+            }
+        }
+        let session = StoredSession::create(changes, now);
+        let expiry = session.expiry(now);
+        *held = Some((key.clone(), session));
+        Ok(Created::Written(expiry))
+    }
+
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Updated, BoxError> {
+        let now = SystemTime::now();
+        let mut held = self.held();
+        match held.as_mut() {
+            Some((held_key, session)) if held_key == key && session.is_live(now) => {
+                session.apply(changes, now);
+                Ok(Updated::Written(session.expiry(now)))
+            }
+            _ => Ok(Updated::Gone),
+        }
+    }
+
+    async fn rekey(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &ChangeSet,
+        _whole: &Record,
+    ) -> Result<Moved, BoxError> {
+        let now = SystemTime::now();
+        let mut held = self.held();
+        match held.as_mut() {
+            Some((held_key, session)) if held_key == from && session.is_live(now) => {
+                session.apply(changes, now);
+                *held_key = to.clone();
+                Ok(Moved::Written(session.expiry(now)))
+            }
+            _ => Ok(Moved::Gone),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), BoxError> {
+        let mut held = self.held();
+        if held.as_ref().is_some_and(|(held_key, _)| held_key == key) {
+            *held = None;
+        }
+        Ok(())
+    }
+
+    async fn list_owned(&self, _owner: &str) -> Result<Vec<OwnedSession>, BoxError> {
+        Err(Box::new(ClientOnly))
+    }
+
+    async fn delete_owned(&self, _owner: &str, _keep: Option<&StoreKey>) -> Result<u64, BoxError> {
+        Err(Box::new(ClientOnly))
+    }
+}
