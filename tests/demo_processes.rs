@@ -4,7 +4,7 @@
 //!
 //! Runs the `demo` example binary that `cargo test` builds, on the file store,
 //! on SQLite, and on the Redis and PostgreSQL servers `scripts/with-redis`
-//! and `scripts/with-sql` start.
+//! and `scripts/with-sql` start; the restart also with cookie-only sessions.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -26,6 +26,8 @@ impl Demo {
         let child = Command::new(demo_binary())
             .env("PORT", port.to_string())
             .env("SESSION_STORE", store)
+            // Read by cookie-only sessions (`SESSION_STORE=cookie`) only.
+            .env("SESSION_KEY", "k".repeat(64))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -90,7 +92,10 @@ impl Client {
         let (status, set_cookie, body) =
             request(demo.port, method, path, self.cookie.as_deref(), form).await;
         if let Some(pair) = set_cookie {
-            self.cookie = (!pair.ends_with('=')).then_some(pair);
+            let removal = pair
+                .split_once('=')
+                .is_none_or(|(_, value)| value.is_empty());
+            self.cookie = (!removal).then_some(pair);
         }
         (status, body)
     }
@@ -283,4 +288,9 @@ async fn two_demo_processes_on_one_postgres_lose_no_change() {
 #[tokio::test]
 async fn a_session_survives_a_demo_restart_on_postgres() {
     a_session_survives_a_restart(&postgres_url()).await;
+}
+
+#[tokio::test]
+async fn a_session_survives_a_demo_restart_with_cookie_only_sessions() {
+    a_session_survives_a_restart("cookie").await;
 }

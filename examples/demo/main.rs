@@ -7,15 +7,29 @@
 //! SESSION_STORE=sqlite:demo-sessions.db cargo run --example demo
 //! SESSION_STORE=postgres://user@localhost/db cargo run --example demo
 //! SESSION_STORE=mysql://user@localhost/db cargo run --example demo
+//! SESSION_STORE=cookie SESSION_KEY="$(openssl rand -base64 64)" cargo run --example demo
 //! ```
 //!
-//! An SQL store's table is created on start (`migrate`).
+//! An SQL store's table is created on start (`migrate`). `cookie` keeps each
+//! session whole in its encrypted cookie, under the key `SESSION_KEY` (at
+//! least 64 bytes); without one, a random key good until the process ends.
 
 mod app;
 
 use std::io::{Error, ErrorKind};
 
 use session::{SessionConfig, SessionManager};
+
+/// The cookie-only key: `SESSION_KEY`, or a random one for this process.
+fn cookie_key() -> std::io::Result<Vec<u8>> {
+    if let Ok(key) = std::env::var("SESSION_KEY") {
+        return Ok(key.into_bytes());
+    }
+    let mut key = vec![0; 64];
+    getrandom::fill(&mut key).map_err(|error| Error::other(error.to_string()))?;
+    tracing::warn!("SESSION_KEY is not set: sessions end when this process does");
+    Ok(key)
+}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -30,11 +44,15 @@ async fn main() -> std::io::Result<()> {
     // Every store frees expired sessions by itself (Redis by its TTLs, SQL
     // stores by a clean-up task `open` starts).
     let url = std::env::var("SESSION_STORE").unwrap_or_else(|_| "memory".into());
-    let store = session::store::open(&url)
-        .await
-        .map_err(|error| Error::new(ErrorKind::InvalidInput, format!("SESSION_STORE: {error}")))?;
-    let sessions = SessionManager::from_shared(store, config)
-        .map_err(|error| Error::new(ErrorKind::InvalidInput, error))?;
+    let sessions = if url == "cookie" {
+        SessionManager::cookie_only(config.private([cookie_key()?]))
+    } else {
+        let store = session::store::open(&url).await.map_err(|error| {
+            Error::new(ErrorKind::InvalidInput, format!("SESSION_STORE: {error}"))
+        })?;
+        SessionManager::from_shared(store, config)
+    }
+    .map_err(|error| Error::new(ErrorKind::InvalidInput, error))?;
 
     let port = match std::env::var("PORT") {
         Ok(port) => port.parse().map_err(|_| {

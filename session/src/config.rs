@@ -264,7 +264,7 @@ impl SessionConfig {
     pub(crate) fn status_for(&self, error: &Error) -> u16 {
         match error {
             Error::Store { .. } | Error::StoreTimeout { .. } => self.store_failure_status,
-            _ => 500,
+            _ => error.status(),
         }
     }
 

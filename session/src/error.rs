@@ -111,6 +111,20 @@ pub enum Error {
     Random(#[source] BoxError),
 }
 
+impl Error {
+    /// The HTTP status a web integration answers with: `503 Service
+    /// Unavailable` when the store failed or timed out (worth a retry),
+    /// `501 Not Implemented` for what cookie-only sessions cannot do, `500`
+    /// otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Store { .. } | Self::StoreTimeout { .. } => 503,
+            Self::CookieOnly { .. } => 501,
+            _ => 500,
+        }
+    }
+}
+
 /// The store operations, as named in [`Error::Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

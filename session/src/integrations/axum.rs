@@ -107,16 +107,14 @@ impl IntoResponse for SessionRejection {
     }
 }
 
-/// `503 Service Unavailable` when the store failed or timed out (worth a
-/// retry), `500 Internal Server Error` otherwise; the body is the status's
-/// own text, never the error's details, which are logged instead.
+/// [`Error::status`]: `503 Service Unavailable` when the store failed or
+/// timed out (worth a retry), `500 Internal Server Error` for most else; the
+/// body is empty, never the error's details, which are logged instead.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         tracing::error!(error = &self as &dyn std::error::Error, "session error");
-        let status = match self {
-            Self::Store { .. } | Self::StoreTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        status.into_response()
+        StatusCode::from_u16(self.status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response()
     }
 }
