@@ -6,72 +6,12 @@
 //! on SQLite, and on the Redis and PostgreSQL servers `scripts/with-redis`
 //! and `scripts/with-sql` start; the restart also with cookie-only sessions.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
+use support::demo::Demo;
+use support::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// One running demo process; killed when dropped.
-struct Demo {
-    child: Child,
-    port: u16,
-}
-
-impl Demo {
-    async fn start(store: &str) -> Self {
-        let port = free_port();
-        let child = Command::new(demo_binary())
-            .env("PORT", port.to_string())
-            .env("SESSION_STORE", store)
-            // Read by cookie-only sessions (`SESSION_STORE=cookie`) only.
-            .env("SESSION_KEY", "k".repeat(64))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the demo binary runs");
-        let demo = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the demo did not listen on {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        demo
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `target/<profile>/examples/demo`, next to this test's own binary.
-fn demo_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let demo = profile_dir.join("examples").join("demo");
-    assert!(
-        demo.exists(),
-        "{} is missing: `cargo test` builds it",
-        demo.display()
-    );
-    demo
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A client with one cookie, talking plain HTTP/1.1.
 #[derive(Clone, Default)]
@@ -205,30 +145,9 @@ async fn a_session_survives_a_restart(store: &str) {
     );
 }
 
-/// A fresh directory for one file store, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let unique = format!(
-            "session-demo-{name}-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        );
-        let dir = std::env::temp_dir().join(unique.replace([' ', ':', '.'], "-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.0.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The file store's URL for `dir`.
+fn file_url(dir: &TempDir) -> String {
+    format!("file://{}", dir.path().display())
 }
 
 fn redis_url() -> String {
@@ -239,13 +158,13 @@ fn redis_url() -> String {
 #[tokio::test]
 async fn two_demo_processes_on_one_file_store_lose_no_change() {
     let dir = TempDir::new("two");
-    two_processes_lose_no_change(&dir.url()).await;
+    two_processes_lose_no_change(&file_url(&dir)).await;
 }
 
 #[tokio::test]
 async fn a_session_survives_a_demo_restart_on_the_file_store() {
     let dir = TempDir::new("restart");
-    a_session_survives_a_restart(&dir.url()).await;
+    a_session_survives_a_restart(&file_url(&dir)).await;
 }
 
 #[tokio::test]
@@ -260,7 +179,7 @@ async fn a_session_survives_a_demo_restart_on_redis() {
 
 /// A fresh SQLite database file's URL, in `dir`.
 fn sqlite_url(dir: &TempDir) -> String {
-    format!("sqlite://{}/sessions.db", dir.0.display())
+    format!("sqlite://{}/sessions.db", dir.path().display())
 }
 
 fn postgres_url() -> String {

@@ -4,6 +4,8 @@
 //! unique names and temp dirs for tests that share a server or a disk.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod demo;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
