@@ -47,17 +47,21 @@ impl Drop for Demo {
     }
 }
 
-/// `target/<profile>/examples/demo`, next to this test's own binary.
 fn demo_binary() -> PathBuf {
+    example_binary("demo")
+}
+
+/// `target/<profile>/examples/<name>`, next to this test's own binary.
+pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let demo = profile_dir.join("examples").join("demo");
+    let example = profile_dir.join("examples").join(name);
     assert!(
-        demo.exists(),
+        example.exists(),
         "{} is missing: `cargo test` builds it",
-        demo.display()
+        example.display()
     );
-    demo
+    example
 }
 
 pub fn free_port() -> u16 {
