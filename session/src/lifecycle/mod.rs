@@ -70,7 +70,7 @@
 //! - Merge concurrent requests: each response carries the whole session, so
 //!   the client keeps whichever cookie arrives last.
 //! - Hold more than a browser keeps in one cookie, 4096 bytes with name and
-//!   attributes, of which the encryption and encoding take about 45%: a
+//!   attributes, of which encryption and encoding take about half: a
 //!   commit that would exceed it fails with [`Error::CookieTooLarge`],
 //!   naming the size and the largest fields, and no cookie is sent.
 
