@@ -154,9 +154,12 @@ where
                     let (request, response) = response.into_parts();
                     Ok(ServiceResponse::new(request, finish(response, finished)))
                 }
+                // Nothing to add: the error goes on as it is, so that outer
+                // layers can still downcast it.
                 Err(error) if finished.cookie.is_none() && finished.result.is_ok() => Err(error),
                 // An inner middleware's error becomes a response further out;
-                // it must carry the cookie (or the failed commit) all the same.
+                // it must carry the cookie (or give way to the failed
+                // commit's 500) all the same.
                 Err(error) => {
                     let response = finish(error.error_response(), finished);
                     Err(InternalError::from_response(error, response.map_into_boxed_body()).into())
