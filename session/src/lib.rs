@@ -181,6 +181,7 @@
 //!   `store::sql::PostgresStore`, `store::sql::MySqlStore` (through `sqlx`).
 //! - `axum` (default): the `Session<T>` extractor for axum, with `tower`.
 //! - `tower`: [`SessionLayer`], for any `http`-based tower service.
+//! - `actix`: `SessionMiddleware` and the `Session<T>` extractor for actix-web.
 //! - `binary`: the [`Binary`] codec (postcard).
 //! - `conformance`: [`store::conformance`], the suite that proves a store
 //!   keeps the contract.
@@ -209,6 +210,8 @@ pub use error::{Error, StoreOp};
 pub use event::{InvalidCookie, SessionEvent};
 pub use handle::{FieldMut, Session, SessionData};
 pub use id::{PublicId, StoreKey};
+#[cfg(feature = "actix")]
+pub use integrations::actix::SessionMiddleware;
 #[cfg(feature = "axum")]
 pub use integrations::axum::SessionRejection;
 #[cfg(feature = "tower")]
