@@ -107,7 +107,17 @@ async fn serve(
     Response = ServiceResponse<impl MessageBody + 'static>,
     Error = actix_web::Error,
 > {
-    let sessions = SessionManager::new(store.clone(), SessionConfig::default()).unwrap();
+    serve_with(SessionManager::new(store.clone(), SessionConfig::default()).unwrap()).await
+}
+
+/// The test app in memory, on `sessions`.
+async fn serve_with(
+    sessions: SessionManager,
+) -> impl Service<
+    Request,
+    Response = ServiceResponse<impl MessageBody + 'static>,
+    Error = actix_web::Error,
+> {
     // Runs inside the session middleware, and fails every request after its handler ran.
     let refuse_afterwards = web::scope("/refused")
         .wrap_fn(|request, service| {
@@ -375,16 +385,78 @@ async fn other_session_errors_give_a_500_that_leaks_nothing() {
 }
 
 #[actix_web::test]
-async fn a_failed_commit_turns_the_response_into_a_bare_500() {
+async fn a_failed_commit_turns_the_response_into_a_bare_503() {
     let store = Recording::new();
     let app = serve(&store).await;
     let (_, set_cookie, _) = get_with(&app, "/count", None).await;
     let cookie = cookie_pair(&set_cookie.unwrap());
     store.fail_after(1); // the load passes, the commit fails
     let (status, set_cookie, body) = get_with(&app, "/count", Some(&cookie)).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(set_cookie, None);
     assert_eq!(body, "");
+}
+
+#[actix_web::test]
+async fn the_status_for_a_failing_store_is_configurable() {
+    let store = Recording::new();
+    let config = SessionConfig::default().store_failure_status(502);
+    let app = serve_with(SessionManager::new(store.clone(), config).unwrap()).await;
+    let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    store.fail_after(1); // the load passes, the commit fails
+    let (status, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::BAD_GATEWAY, ""));
+    store.set_failing(true);
+    let (status, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::BAD_GATEWAY, ""));
+}
+
+#[actix_web::test]
+async fn ids_can_travel_in_a_header_instead_of_a_cookie() {
+    let config = SessionConfig::default()
+        .id_header("x-session-id")
+        .signed([[9u8; 64]]);
+    let app = serve_with(SessionManager::new(Recording::new(), config).unwrap()).await;
+    let id_of = |response: &ServiceResponse<_>| {
+        let id = response.headers().get("x-session-id");
+        id.map(|id| id.to_str().unwrap().to_owned())
+    };
+    let response =
+        test::call_service(&app, test::TestRequest::get().uri("/count").to_request()).await;
+    assert!(!response.headers().contains_key(SET_COOKIE));
+    let id = id_of(&response).expect("the id comes back in the header");
+    let request = test::TestRequest::get()
+        .uri("/count")
+        .insert_header(("x-session-id", id.as_str()))
+        .to_request();
+    let body = test::call_and_read_body(&app, request).await;
+    assert_eq!(body, "2");
+    let request = test::TestRequest::post()
+        .uri("/logout")
+        .insert_header(("x-session-id", id.as_str()))
+        .to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(
+        id_of(&response).as_deref(),
+        Some(""),
+        "told to forget the id"
+    );
+}
+
+#[actix_web::test]
+async fn cookie_only_sessions_work_the_same() {
+    let config = SessionConfig::default().private([[7u8; 64]]);
+    let app = serve_with(SessionManager::cookie_only(config).unwrap()).await;
+    let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    let (status, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "2"));
+    // Listing a user's sessions needs a store: 501, nothing leaked.
+    let (_, set_cookie, _) = post_with(&app, "/login/ann", Some(&cookie)).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    let (status, _, body) = get_with(&app, "/devices", Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::NOT_IMPLEMENTED, ""));
 }
 
 #[actix_web::test]

@@ -11,8 +11,9 @@ use crate::store::BoxError;
 ///
 /// A field that fails to *decode* is not an error: it falls back to its
 /// default and is reported as [`SessionEvent::FieldReset`](crate::SessionEvent).
-/// With the `axum` feature, `Error` is an `IntoResponse`, so handlers can use
-/// `?` on it.
+/// With the `axum` feature `Error` is an `IntoResponse`, and with `actix` a
+/// `ResponseError`, so handlers can use `?` on it; [`Error::status`] says
+/// which status it answers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

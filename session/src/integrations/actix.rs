@@ -2,27 +2,30 @@
 //! actix-web app, the [`Session<T>`](struct@crate::Session) and
 //! [`SessionManager`] extractors, and errors as responses.
 //!
-//! The middleware starts each request's session from its cookies and puts it
-//! in the request's extensions as a [`RequestSession`]; once the inner
-//! service's response is ready, it commits and adds the `Set-Cookie` header
-//! before the response leaves, so the client's next request already sees the
-//! change.
+//! The middleware starts each request's session from its cookies (or the
+//! configured [`id_header`](crate::SessionConfig::id_header)) and puts it in
+//! the request's extensions as a [`RequestSession`]; once the inner
+//! service's response is ready, it commits and adds the `Set-Cookie` (or id)
+//! header before the response leaves, so the client's next request already
+//! sees the change.
 //!
 //! The commit runs for every response, error statuses included: a handler
 //! that changes the session and then answers `4xx`/`5xx` still changes it,
 //! and so does a request that a middleware inside this one turns into an
 //! error. If the commit itself fails, the response is replaced by a bare
-//! `500 Internal Server Error`, so a client is never told a change landed
-//! when it did not; the error is logged. A cookie an earlier `save()`
-//! prepared is still sent, since the store holds that session.
+//! error, so a client is never told a change landed when it did not: the
+//! configured [`store_failure_status`](crate::SessionConfig::store_failure_status)
+//! (`503` unless set) when the store failed or timed out, else `500`; the
+//! error is logged. A cookie an earlier `save()` prepared is still sent,
+//! since the store holds that session.
 //!
 //! Build the middleware once, outside `HttpServer::new`, and clone it into
 //! the app factory: the factory runs once per worker thread, and a store made
 //! inside it would give each worker sessions of its own.
 //!
 //! A handler may return `Result<_, session::Error>` and use `?` on every
-//! session call: a store failure or timeout answers
-//! `503 Service Unavailable`, anything else `500`, with an empty body; the
+//! session call: the answer is [`Error::status`] (a store failure or timeout
+//! `503 Service Unavailable`, most else `500`) with an empty body; the
 //! details are logged.
 //!
 //! ```
@@ -71,7 +74,7 @@ use std::pin::Pin;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::InternalError;
-use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
@@ -91,6 +94,12 @@ impl SessionMiddleware {
     /// [`Error::InvalidConfig`] when an option would make a broken cookie.
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, Error> {
         Ok(Self::from_manager(SessionManager::new(store, config)?))
+    }
+
+    /// Cookie-only sessions: each lives whole in its client's encrypted
+    /// cookie; see [`SessionManager::cookie_only`].
+    pub fn cookie_only(config: SessionConfig) -> Result<Self, Error> {
+        Ok(Self::from_manager(SessionManager::cookie_only(config)?))
     }
 
     /// Sessions made by `manager`, which the application may also use itself
@@ -140,19 +149,21 @@ where
     forward_ready!(inner);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let cookies = request.headers().get_all(COOKIE);
+        let headers = request.headers();
         let session = self
             .manager
-            .start_from_cookies(cookies.map(HeaderValue::as_bytes));
+            .start_from_headers(|name| headers.get_all(name).map(HeaderValue::as_bytes));
         request.extensions_mut().insert(session.clone());
         let response = self.inner.call(request);
+        let manager = self.manager.clone();
         Box::pin(async move {
             let response = response.await;
             let finished = session.finish().await;
             match response {
                 Ok(response) => {
                     let (request, response) = response.into_parts();
-                    Ok(ServiceResponse::new(request, finish(response, finished)))
+                    let response = finish(response, finished, &manager);
+                    Ok(ServiceResponse::new(request, response))
                 }
                 // Nothing to add: the error goes on as it is, so that outer
                 // layers can still downcast it.
@@ -161,7 +172,7 @@ where
                 // it must carry the cookie (or give way to the failed
                 // commit's 500) all the same.
                 Err(error) => {
-                    let response = finish(error.error_response(), finished);
+                    let response = finish(error.error_response(), finished, &manager);
                     Err(InternalError::from_response(error, response.map_into_boxed_body()).into())
                 }
             }
@@ -169,9 +180,13 @@ where
     }
 }
 
-/// The response with the finished session's `Set-Cookie`, or a bare 500 if
-/// the commit failed.
-fn finish<B>(response: HttpResponse<B>, finished: Finished) -> HttpResponse<EitherBody<B>> {
+/// The response with the finished session's `Set-Cookie` (or id header), or
+/// a bare error if the commit failed.
+fn finish<B>(
+    response: HttpResponse<B>,
+    finished: Finished,
+    manager: &SessionManager,
+) -> HttpResponse<EitherBody<B>> {
     let mut response = match finished.result {
         Ok(()) => response.map_into_left_body(),
         Err(error) => {
@@ -179,23 +194,26 @@ fn finish<B>(response: HttpResponse<B>, finished: Finished) -> HttpResponse<Eith
                 error = &error as &dyn std::error::Error,
                 "session commit failed"
             );
-            internal_error()
+            failure(manager.config().status_for(&error))
         }
     };
     if let Some(cookie) = finished.cookie {
-        match HeaderValue::try_from(cookie.to_string()) {
-            Ok(value) => response.headers_mut().append(SET_COOKIE, value),
-            Err(error) => {
-                tracing::error!(%error, "session cookie is not a valid header value");
-                response = internal_error();
+        let (name, value) = manager.response_header(&cookie);
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(name), Ok(value)) => response.headers_mut().append(name, value),
+            _ => {
+                tracing::error!("the session's response header is not a valid header");
+                response = failure(500);
             }
         }
     }
     response
 }
 
-fn internal_error<B>() -> HttpResponse<EitherBody<B>> {
-    HttpResponse::new(StatusCode::INTERNAL_SERVER_ERROR).map_into_right_body()
+/// A bare response with `status`, leaking nothing.
+fn failure<B>(status: u16) -> HttpResponse<EitherBody<B>> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::new(status).map_into_right_body()
 }
 
 impl<T: SessionData> FromRequest for Session<T> {
@@ -204,7 +222,14 @@ impl<T: SessionData> FromRequest for Session<T> {
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let request_session = request_session(request);
-        Box::pin(async move { Ok(request_session?.session::<T>().await?) })
+        Box::pin(async move {
+            let request_session = request_session?;
+            let loaded = request_session.session::<T>().await;
+            loaded.map_err(|source| {
+                let status = request_session.manager().config().status_for(&source);
+                LoadFailed { source, status }.into()
+            })
+        })
     }
 }
 
@@ -236,15 +261,36 @@ struct MissingMiddleware;
 
 impl ResponseError for MissingMiddleware {}
 
-/// `503 Service Unavailable` when the store failed or timed out (worth a
-/// retry), `500 Internal Server Error` otherwise; the body is empty, never the
-/// error's details, which are logged instead.
+/// A session that could not be loaded for a handler: the configured status,
+/// an empty body.
+#[derive(Debug, thiserror::Error)]
+#[error("the session could not be loaded")]
+struct LoadFailed {
+    #[source]
+    source: Error,
+    status: u16,
+}
+
+impl ResponseError for LoadFailed {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        tracing::error!(
+            error = &self.source as &dyn std::error::Error,
+            "session error"
+        );
+        HttpResponse::new(self.status_code())
+    }
+}
+
+/// [`Error::status`]: `503 Service Unavailable` when the store failed or
+/// timed out (worth a retry), `500 Internal Server Error` for most else; the
+/// body is empty, never the error's details, which are logged instead.
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Store { .. } | Self::StoreTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
