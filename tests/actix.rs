@@ -507,3 +507,40 @@ async fn a_missing_middleware_is_a_clear_500() {
         );
     }
 }
+
+#[actix_web::test]
+async fn signed_cookies_rotate_and_tampered_ones_get_a_fresh_session() {
+    let store = Recording::new();
+    let manager = |keys: &[[u8; 64]]| {
+        let config = SessionConfig::default().signed(keys);
+        SessionManager::new(store.clone(), config).unwrap()
+    };
+    let before = serve_with(manager(&[[1; 64]])).await;
+    let during = serve_with(manager(&[[2; 64], [1; 64]])).await;
+    let (_, set_cookie, _) = get_with(&before, "/count", None).await;
+    let old = cookie_pair(&set_cookie.unwrap());
+
+    // The old key verifies; the response re-signs with the new one.
+    let (_, set_cookie, body) = get_with(&during, "/whoami", Some(&old)).await;
+    assert_eq!(body, "nobody 1");
+    let renewed = cookie_pair(&set_cookie.expect("re-signed with the new key"));
+    assert_ne!(renewed, old);
+
+    // Tampered: a fresh session, never an error.
+    let mut flipped = renewed.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for cookie in [
+        flipped.as_str(),
+        &renewed[..renewed.len() - 3],
+        "session=forged",
+    ] {
+        let (status, _, body) = get_with(&during, "/whoami", Some(cookie)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "nobody 0"),
+            "{cookie}"
+        );
+    }
+}
