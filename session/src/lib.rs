@@ -182,8 +182,8 @@
 //! - `axum` (default): the `Session<T>` extractor for axum, with `tower`.
 //! - `tower`: [`SessionLayer`], for any `http`-based tower service.
 //! - `actix`: `SessionMiddleware` and the `Session<T>` extractor for actix-web.
-//! - `binary`: the [`Binary`] codec (postcard).
-//! - `conformance`: [`store::conformance`], the suite that proves a store
+//! - `binary`: the `Binary` codec (postcard).
+//! - `conformance`: `store::conformance`, the suite that proves a store
 //!   keeps the contract.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
