@@ -5,6 +5,7 @@
 //! encrypt them with the `cookie` crate's primitives when the configuration
 //! says so ([`Protection`]).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,13 +131,20 @@ pub(crate) fn decode_value(
     config: &SessionConfig,
     value: &str,
 ) -> Result<Presented, InvalidCookie> {
-    let parse = |value: &str, old_key| {
-        SessionId::parse(value)
-            .map(|id| Presented { id, old_key })
-            .ok_or(InvalidCookie::MalformedId)
-    };
+    let (plain, old_key) = open(config, value)?;
+    SessionId::parse(&plain)
+        .map(|id| Presented { id, old_key })
+        .ok_or(InvalidCookie::MalformedId)
+}
+
+/// What a presented cookie value says once verified or decrypted with the
+/// configured keys, and whether that took a key other than the first.
+pub(crate) fn open<'v>(
+    config: &SessionConfig,
+    value: &'v str,
+) -> Result<(Cow<'v, str>, bool), InvalidCookie> {
     let keys = match &config.protection {
-        Protection::Plain | Protection::Refused(_) => return parse(value, false),
+        Protection::Plain | Protection::Refused(_) => return Ok((Cow::Borrowed(value), false)),
         Protection::Signed(keys) | Protection::Private(keys) => keys,
     };
     let name = &config.cookie_name;
@@ -148,34 +156,41 @@ pub(crate) fn decode_value(
             _ => jar.signed(key).get(name),
         };
         if let Some(cookie) = opened {
-            return parse(cookie.value(), index > 0);
+            return Ok((Cow::Owned(cookie.value().to_owned()), index > 0));
         }
     }
     Err(InvalidCookie::BadSignature)
 }
 
 /// The cookie value that carries `id`, signed or encrypted with the first key.
-fn encode_value(config: &SessionConfig, id: &SessionId) -> String {
-    let cookie = Cookie::new(config.cookie_name.clone(), id.as_str().to_owned());
+pub(crate) fn encode_value(config: &SessionConfig, id: &SessionId) -> String {
+    protect(config, id.as_str().to_owned())
+}
+
+/// `plain` signed or encrypted with the first configured key, as
+/// [`open`] reads it back.
+pub(crate) fn protect(config: &SessionConfig, plain: String) -> String {
+    let cookie = Cookie::new(config.cookie_name.clone(), plain);
     let mut jar = CookieJar::new();
     match &config.protection {
         Protection::Signed(keys) => jar.signed_mut(&keys[0]).add(cookie),
         Protection::Private(keys) => jar.private_mut(&keys[0]).add(cookie),
-        Protection::Plain | Protection::Refused(_) => return id.as_str().to_owned(),
+        Protection::Plain | Protection::Refused(_) => return cookie.value().to_owned(),
     }
     jar.get(&config.cookie_name)
         .map(|cookie| cookie.value().to_owned())
         .unwrap_or_default()
 }
 
-/// The cookie that hands `id` to the client, for a session with `ttl` left;
+/// The cookie that hands a session to the client (`value`: its protected id,
+/// or a whole sealed cookie-only session), for a session with `ttl` left;
 /// `None` makes it a browser-session cookie.
 pub(crate) fn session_cookie(
     config: &SessionConfig,
-    id: &SessionId,
+    value: String,
     ttl: Option<Duration>,
 ) -> Cookie<'static> {
-    let mut cookie = base_cookie(config, encode_value(config, id));
+    let mut cookie = base_cookie(config, value);
     if let Some(ttl) = ttl {
         // Whole seconds, as `Max-Age` counts them; a store's clock may leave
         // a remainder.

@@ -21,10 +21,11 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
-use cookie::{Cookie, CookieJar, Key};
+use cookie::Cookie;
 
 use crate::codec::CodecError;
 use crate::config::SessionConfig;
+use crate::cookie::{protect, session_cookie};
 use crate::error::Error;
 use crate::event::InvalidCookie;
 use crate::id::{SessionId, StoreKey};
@@ -40,10 +41,8 @@ pub(crate) const COOKIE_LIMIT: usize = 4096;
 const LARGEST_NAMED: usize = 3;
 
 /// The one session of one request in cookie-only mode.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct ClientStore {
-    /// The private keys: the first seals, every one opens.
-    keys: Arc<[Key]>,
     held: Mutex<Option<(StoreKey, StoredSession)>>,
 }
 
@@ -78,55 +77,37 @@ struct Sealed {
 }
 
 impl ClientStore {
-    pub(crate) fn new(keys: Arc<[Key]>) -> Self {
-        Self {
-            keys,
-            held: Mutex::new(None),
-        }
-    }
-
     fn held(&self) -> std::sync::MutexGuard<'_, Option<(StoreKey, StoredSession)>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Opens a presented cookie value and holds the session it carries.
     pub(crate) fn open(&self, config: &SessionConfig, value: &str) -> Result<Opened, Closed> {
-        let name = &config.cookie_name;
-        let mut jar = CookieJar::new();
-        jar.add_original(Cookie::new(name.clone(), value.to_owned()));
-        let (index, plain) = self
-            .keys
-            .iter()
-            .enumerate()
-            .find_map(|(index, key)| Some((index, jar.private(key).get(name)?)))
-            .ok_or(Closed::Invalid(InvalidCookie::BadSignature))?;
-        let undecodable = Closed::Invalid(InvalidCookie::Undecodable);
-        let sealed: Sealed = serde_json::from_str(plain.value()).map_err(|_| undecodable)?;
-        let id = SessionId::parse(&sealed.id).ok_or(Closed::Invalid(InvalidCookie::Undecodable))?;
-        let session = session_of(sealed).ok_or(Closed::Invalid(InvalidCookie::Undecodable))?;
+        let (plain, old_key) = crate::cookie::open(config, value).map_err(Closed::Invalid)?;
+        let undecodable = || Closed::Invalid(InvalidCookie::Undecodable);
+        let sealed: Sealed = serde_json::from_str(&plain).map_err(|_| undecodable())?;
+        let id = SessionId::parse(&sealed.id).ok_or_else(undecodable)?;
+        let session = session_of(sealed).ok_or_else(undecodable)?;
         if !session.is_live(SystemTime::now()) {
             return Err(Closed::Expired);
         }
         let key = StoreKey::for_id(&config.key_prefix, &id);
         *self.held() = Some((key.clone(), session));
-        Ok(Opened {
-            id,
-            key,
-            old_key: index > 0,
-        })
+        Ok(Opened { id, key, old_key })
     }
 
-    /// Seals the session held under `key` with `id` into `cookie`, which
-    /// must then fit a browser's limit.
-    pub(crate) fn seal_into(
+    /// The cookie that carries the held session, now under `id` with `ttl`
+    /// left, sealed; it must fit a browser's limit.
+    pub(crate) fn sealed_cookie(
         &self,
         config: &SessionConfig,
         id: &SessionId,
-        cookie: &mut Cookie<'static>,
-    ) -> Result<(), Error> {
+        ttl: Option<Duration>,
+    ) -> Result<Cookie<'static>, Error> {
         let held = self.held();
         let Some((_, session)) = held.as_ref() else {
-            return Ok(());
+            // A cookie is issued only after a write to this very store.
+            unreachable!("a cookie-only session is issued after it was written");
         };
         let sealed = Sealed {
             id: id.as_str().to_owned(),
@@ -147,14 +128,7 @@ impl ClientStore {
             field: "(the sealed session)",
             source: CodecError::new(error),
         })?;
-        let mut jar = CookieJar::new();
-        jar.private_mut(&self.keys[0])
-            .add(Cookie::new(config.cookie_name.clone(), plain));
-        let value = jar
-            .get(&config.cookie_name)
-            .map(|sealed| sealed.value().to_owned())
-            .unwrap_or_default();
-        cookie.set_value(value);
+        let cookie = session_cookie(config, protect(config, plain), ttl);
         let size = cookie.to_string().len();
         if size > COOKIE_LIMIT {
             let mut largest: Vec<(String, usize)> = session
@@ -170,7 +144,7 @@ impl ClientStore {
                 largest,
             });
         }
-        Ok(())
+        Ok(cookie)
     }
 }
 

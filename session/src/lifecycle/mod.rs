@@ -95,7 +95,8 @@ pub use owners::LiveSession;
 
 use crate::config::SessionConfig;
 use crate::cookie::{
-    decode_value, presented, presented_in_header, Presented, Protection, MAX_PRESENTED,
+    decode_value, encode_value, presented, presented_in_header, session_cookie, Presented,
+    Protection, MAX_PRESENTED,
 };
 use crate::data::SessionSchema;
 use crate::error::{Error, StoreOp};
@@ -125,8 +126,8 @@ struct ManagerInner {
 #[derive(Debug)]
 enum Backend {
     Store(Arc<dyn SessionStore>),
-    /// In the client's cookie, sealed with these private keys.
-    Cookie(Arc<[::cookie::Key]>),
+    /// In the client's cookie, sealed with the configured private keys.
+    Cookie,
 }
 
 /// The store one request's session is loaded from and committed to.
@@ -173,15 +174,15 @@ impl SessionManager {
     /// [module docs](self#cookie-only-sessions) for what this mode cannot
     /// do.
     pub fn cookie_only(config: SessionConfig) -> Result<Self, Error> {
-        let Protection::Private(keys) = &config.protection else {
+        if !matches!(config.protection, Protection::Private(_)) {
             config.validate()?;
             return Err(Error::InvalidConfig {
                 option: "keys",
                 reason:
                     "cookie-only sessions need `private` keys: the whole session is in the cookie",
             });
-        };
-        Self::with_backend(Backend::Cookie(Arc::clone(keys)), config)
+        }
+        Self::with_backend(Backend::Cookie, config)
     }
 
     fn with_backend(backend: Backend, config: SessionConfig) -> Result<Self, Error> {
@@ -199,7 +200,7 @@ impl SessionManager {
     pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
         match &self.inner.backend {
             Backend::Store(store) => Some(store),
-            Backend::Cookie(_) => None,
+            Backend::Cookie => None,
         }
     }
 
@@ -256,7 +257,7 @@ impl SessionManager {
     pub fn start(&self, presented: impl IntoIterator<Item = String>) -> RequestSession {
         let store = match &self.inner.backend {
             Backend::Store(store) => RequestStore::Shared(Arc::clone(store)),
-            Backend::Cookie(keys) => RequestStore::Client(ClientStore::new(Arc::clone(keys))),
+            Backend::Cookie => RequestStore::Client(ClientStore::default()),
         };
         RequestSession {
             inner: Arc::new(RequestInner {
@@ -506,16 +507,16 @@ impl RequestSession {
         let config = self.config();
         let (plan, in_flight) = lock(state).plan(config)?;
         let outcome = execute(self.inner.store.get(), config, &plan).await;
-        let (change, id) = {
-            let mut state = lock(state);
-            let change = state.settle(in_flight, &outcome, config);
-            (change, state.stored_id().cloned())
-        };
+        let change = lock(state).settle(in_flight, &outcome, config);
         match change {
-            Some(CookieChange::Send(mut cookie)) => {
-                if let (RequestStore::Client(client), Some(id)) = (&self.inner.store, &id) {
-                    client.seal_into(config, id, &mut cookie)?;
-                }
+            Some(CookieChange::Send(cookie)) => *lock(&self.inner.cookie) = Some(cookie),
+            Some(CookieChange::Issue { id, ttl }) => {
+                let cookie = match &self.inner.store {
+                    RequestStore::Shared(_) => {
+                        session_cookie(config, encode_value(config, &id), ttl)
+                    }
+                    RequestStore::Client(client) => client.sealed_cookie(config, &id, ttl)?,
+                };
                 *lock(&self.inner.cookie) = Some(cookie);
             }
             Some(CookieChange::Withdraw(gone)) => {

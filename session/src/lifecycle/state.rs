@@ -15,7 +15,7 @@ use cookie::Cookie;
 use super::plan::{Executed, Plan, Write};
 use super::slot::{AnySlot, Settle, Slot};
 use crate::config::SessionConfig;
-use crate::cookie::{removal_cookie, session_cookie};
+use crate::cookie::removal_cookie;
 use crate::data::SessionSchema;
 use crate::error::Error;
 use crate::id::{SessionId, StoreKey};
@@ -73,6 +73,12 @@ pub(crate) struct InFlight {
 pub(crate) enum CookieChange {
     /// Send this one (replacing one an earlier commit prepared).
     Send(Cookie<'static>),
+    /// Hand the client the session now stored under `id`, with `ttl` left
+    /// (`None`: a browser-session cookie); how depends on where it is stored.
+    Issue {
+        id: SessionId,
+        ttl: Option<Duration>,
+    },
     /// Send none: the session that was under this key is gone.
     Withdraw(Option<StoreKey>),
 }
@@ -135,13 +141,6 @@ impl State {
 
     pub(crate) fn is_new(&self) -> bool {
         !matches!(self.standing, Standing::Stored(_))
-    }
-
-    pub(crate) fn stored_id(&self) -> Option<&SessionId> {
-        match &self.standing {
-            Standing::Stored(stored) => Some(&stored.id),
-            _ => None,
-        }
     }
 
     pub(crate) fn stored_key(&self) -> Option<&StoreKey> {
@@ -322,7 +321,10 @@ impl State {
                     self.max_age = expiry.max_age.map(|max_age| max_age.min(MAX_LIFETIME));
                 }
                 let ttl = config.cookie_ttl(expiry.ttl.min(MAX_LIFETIME), self.max_age.is_some());
-                Some(CookieChange::Send(session_cookie(config, id, ttl)))
+                Some(CookieChange::Issue {
+                    id: id.clone(),
+                    ttl,
+                })
             }
             Ok(Executed::Gone) if !current => None,
             Ok(Executed::Gone) => {
