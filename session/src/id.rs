@@ -12,7 +12,7 @@ const MAX_ID_LEN: usize = 256;
 
 /// A session id as the client holds it. Never logged: its `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct SessionId(String);
+pub(crate) struct SessionId(Arc<str>);
 
 impl SessionId {
     /// Accepts a presented or generated id only if it is 1 to 256 URL-safe
@@ -20,7 +20,7 @@ impl SessionId {
     pub(crate) fn parse(id: &str) -> Option<Self> {
         let url_safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
         (!id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(url_safe))
-            .then(|| Self(id.to_owned()))
+            .then(|| Self(Arc::from(id)))
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -37,12 +37,12 @@ impl fmt::Debug for SessionId {
 /// The key a store keeps a session under: the configured prefix followed by
 /// the SHA-256 of the id, so a leaked store yields no usable cookie.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StoreKey(String);
+pub struct StoreKey(Arc<str>);
 
 impl StoreKey {
     /// Wraps a key as a store holds it (for store implementations and tests).
     pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
+        Self(Arc::from(key.into()))
     }
 
     pub(crate) fn for_id(prefix: &str, id: &SessionId) -> Self {
@@ -50,7 +50,7 @@ impl StoreKey {
         let mut key = String::with_capacity(prefix.len() + 43);
         key.push_str(prefix);
         URL_SAFE_NO_PAD.encode_string(digest, &mut key);
-        Self(key)
+        Self(Arc::from(key))
     }
 
     /// The key as a string.
@@ -125,7 +125,7 @@ impl IdGenerator {
             Self::Random => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes).map_err(|e| crate::Error::Random(Box::new(e)))?;
-                Ok(SessionId(URL_SAFE_NO_PAD.encode(bytes)))
+                Ok(SessionId(Arc::from(URL_SAFE_NO_PAD.encode(bytes))))
             }
             Self::Custom(generate) => {
                 SessionId::parse(&generate()).ok_or(crate::Error::InvalidGeneratedId)

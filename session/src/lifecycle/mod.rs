@@ -493,6 +493,11 @@ impl RequestSession {
 
     /// Commits now; see `Session::save`.
     pub(crate) async fn save(&self) -> Result<(), Error> {
+        self.commit(false).await
+    }
+
+    /// Commits; `last` says the request ends with this commit.
+    async fn commit(&self, last: bool) -> Result<(), Error> {
         if let Some(hook) = &self.config().before_save {
             let used = self.inner.state.initialized();
             if used && !self.inner.saving.swap(true, Ordering::AcqRel) {
@@ -505,7 +510,15 @@ impl RequestSession {
             return Ok(());
         };
         let config = self.config();
-        let (plan, in_flight) = lock(state).plan(config)?;
+        let (plan, in_flight) = {
+            let mut state = lock(state);
+            let planned = state.plan(config)?;
+            // No handle is left to read the record: let the store have it.
+            if last && Arc::strong_count(&self.inner) == 1 {
+                state.release_record();
+            }
+            planned
+        };
         let outcome = execute(self.inner.store.get(), config, &plan).await;
         let change = lock(state).settle(in_flight, &outcome, config);
         match change {
@@ -537,7 +550,7 @@ impl RequestSession {
     /// loaded costs nothing here.
     pub async fn finish(&self) -> Finished {
         let result = match self.config().auto_commit {
-            true => self.save().await,
+            true => self.commit(true).await,
             false => Ok(()),
         };
         Finished {

@@ -3,6 +3,7 @@
 //! [`SessionStore`](crate::SessionStore).
 
 use std::future::Future;
+use std::task::Poll;
 
 use crate::config::SessionConfig;
 use crate::error::{Error, StoreOp};
@@ -113,11 +114,15 @@ pub(crate) async fn call<T>(
     op: StoreOp,
     call: impl Future<Output = Result<T, BoxError>>,
 ) -> Result<T, Error> {
-    let result = match config.store_timeout {
-        Some(after) => tokio::time::timeout(after, call)
+    let mut call = std::pin::pin!(call);
+    // A store that answers at once (the memory store) needs no timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    let result = match (first, config.store_timeout) {
+        (Poll::Ready(result), _) => result,
+        (Poll::Pending, Some(after)) => tokio::time::timeout(after, call)
             .await
             .map_err(|_| Error::StoreTimeout { op, after })?,
-        None => call.await,
+        (Poll::Pending, None) => call.await,
     };
     result.map_err(|source| Error::Store { op, source })
 }

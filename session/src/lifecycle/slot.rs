@@ -15,17 +15,23 @@ use bytes::Bytes;
 use crate::data::{SessionSchema, StoredField};
 use crate::error::Error;
 use crate::event::SessionEvent;
-use crate::store::{ChangeSet, Fields};
+use crate::store::{no_fields, ChangeSet, Fields};
 
 pub(crate) struct Slot<T> {
     value: T,
     /// The record as loaded, shared with the request and the other slots.
     record: Arc<Fields>,
+    /// By field index; a few bytes each, since every request makes them.
     fields: Box<[FieldState]>,
+    /// By field index, for the fields this request committed: what the
+    /// store holds since (`None`: removed). For the others, the record says.
+    committed: Vec<(usize, Option<Bytes>)>,
+    /// The fields a commit in flight carries, with what the store will hold.
+    pending: Vec<(usize, Option<Bytes>)>,
 }
 
 /// Where one stored field stands.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct FieldState {
     /// `value` holds the field's stored value (or a newer one).
     decoded: bool,
@@ -34,11 +40,6 @@ struct FieldState {
     /// To be removed at commit unless written again: a flash field was read,
     /// or the stored bytes no longer decode.
     removed: bool,
-    /// What the store holds since this request committed the field; until
-    /// then, the record says.
-    committed: Option<Option<Bytes>>,
-    /// The outcome of a commit in flight: what the store will hold.
-    pending: Option<Option<Bytes>>,
 }
 
 /// What the store holds for one field: its bytes and the key they are under.
@@ -65,6 +66,8 @@ impl<T: SessionSchema> Slot<T> {
             value: T::new_default(),
             record,
             fields: T::FIELDS.iter().map(|_| FieldState::default()).collect(),
+            committed: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -126,8 +129,8 @@ impl<T: SessionSchema> Slot<T> {
     /// the first of its aliases found.
     fn held(&self, index: usize) -> Option<Held> {
         let spec = &T::FIELDS[index];
-        match &self.fields[index].committed {
-            Some(committed) => committed.clone().map(|bytes| Held {
+        match self.committed.iter().find(|(field, _)| *field == index) {
+            Some((_, committed)) => committed.clone().map(|bytes| Held {
                 key: spec.key,
                 bytes,
             }),
@@ -151,6 +154,8 @@ pub(crate) trait AnySlot: Send {
     fn settle(&mut self, outcome: Settle);
     /// Forgets everything: the session was destroyed.
     fn reset(&mut self);
+    /// Lets go of the record as loaded: nothing reads it any more.
+    fn release_record(&mut self);
     /// Writes what this request committed into `fields`, a copy of the
     /// record as loaded.
     fn committed_into(&self, fields: &mut Fields);
@@ -200,18 +205,21 @@ impl<T: SessionSchema> AnySlot for Slot<T> {
             if let Some(held) = held.filter(|held| held.key != spec.key) {
                 changes.remove.push(held.key);
             }
-            field.pending = Some(next);
+            self.pending.push((index, next));
         }
         Ok(())
     }
 
     fn settle(&mut self, outcome: Settle) {
-        for field in self.fields.iter_mut() {
-            let Some(next) = field.pending.take() else {
-                continue;
-            };
+        for (index, next) in std::mem::take(&mut self.pending) {
+            let field = &mut self.fields[index];
             match outcome {
-                Settle::Committed => field.committed = Some(next),
+                Settle::Committed => {
+                    match self.committed.iter_mut().find(|(field, _)| *field == index) {
+                        Some((_, committed)) => *committed = next,
+                        None => self.committed.push((index, next)),
+                    }
+                }
                 // A field written or read again since is dirty already, with
                 // a newer value.
                 Settle::Retry if !(field.touched || field.removed) => match next {
@@ -225,17 +233,19 @@ impl<T: SessionSchema> AnySlot for Slot<T> {
 
     fn reset(&mut self) {
         self.value = T::new_default();
-        self.record = Arc::default();
-        self.fields
-            .iter_mut()
-            .for_each(|field| *field = FieldState::default());
+        self.record = no_fields();
+        self.fields.fill(FieldState::default());
+        self.committed.clear();
+        self.pending.clear();
+    }
+
+    fn release_record(&mut self) {
+        self.record = no_fields();
     }
 
     fn committed_into(&self, fields: &mut Fields) {
-        for (spec, field) in T::FIELDS.iter().zip(self.fields.iter()) {
-            let Some(committed) = &field.committed else {
-                continue;
-            };
+        for (index, committed) in &self.committed {
+            let spec = &T::FIELDS[*index];
             spec.aliases.iter().for_each(|alias| {
                 fields.remove(*alias);
             });

@@ -19,7 +19,7 @@ use crate::cookie::removal_cookie;
 use crate::data::SessionSchema;
 use crate::error::Error;
 use crate::id::{SessionId, StoreKey};
-use crate::store::{later, ChangeSet, Fields, Record, Update, MAX_LIFETIME};
+use crate::store::{later, no_fields, ChangeSet, Fields, Record, Update, MAX_LIFETIME};
 
 pub(crate) struct State {
     standing: Standing,
@@ -87,7 +87,7 @@ impl State {
     pub(crate) fn fresh() -> Self {
         Self {
             standing: Standing::New,
-            fields: Arc::default(),
+            fields: no_fields(),
             max_age: None,
             max_age_dirty: false,
             owner: None,
@@ -155,7 +155,7 @@ impl State {
             self.discard.push(stored.key);
         }
         self.epoch += 1;
-        self.fields = Arc::default();
+        self.fields = no_fields();
         self.max_age = None;
         self.max_age_dirty = false;
         self.owner = None;
@@ -251,6 +251,17 @@ impl State {
             write,
         };
         Ok((plan, in_flight))
+    }
+
+    /// Lets go of the record as loaded, once nothing can read it any more
+    /// (the request's last commit is planned): a store that hands out
+    /// shared records can then merge into its own in place instead of
+    /// copying it.
+    pub(crate) fn release_record(&mut self) {
+        self.fields = no_fields();
+        self.slots
+            .iter_mut()
+            .for_each(|(_, slot)| slot.release_record());
     }
 
     /// The session as this request sees it once `changes` are applied: what

@@ -73,6 +73,13 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// snapshot a request still reads) copies no text.
 pub type Fields = HashMap<Arc<str>, Bytes>;
 
+/// No fields, shared: what a session that holds nothing starts from,
+/// without an allocation per request.
+pub(crate) fn no_fields() -> Arc<Fields> {
+    static NONE: std::sync::LazyLock<Arc<Fields>> = std::sync::LazyLock::new(Arc::default);
+    Arc::clone(&NONE)
+}
+
 /// A session as a store hands it out: cheap to clone, since the fields are
 /// shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,7 +358,12 @@ impl StoredSession {
             // Copies the fields only if a reader still holds this snapshot.
             let fields = Arc::make_mut(&mut self.fields);
             for (key, value) in &changes.set {
-                fields.insert(Arc::from(*key), value.clone());
+                match fields.get_mut(*key) {
+                    Some(held) => *held = value.clone(),
+                    None => {
+                        fields.insert(Arc::from(*key), value.clone());
+                    }
+                }
             }
             for key in &changes.remove {
                 fields.remove(*key);
