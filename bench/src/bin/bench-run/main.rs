@@ -230,9 +230,16 @@ fn run() -> Result<(), BoxError> {
                 if result.requests == 0 {
                     return Err(format!("{variant} /{route}: wrk completed no request").into());
                 }
+                if route == "counter" {
+                    check_counter(&server, variant, &cookies[0], result.requests)?;
+                }
                 let per = |total: f64| total / result.requests as f64;
                 let redis = match redis_delta {
-                    Some(delta) => Some(redis_per_request(&mut redis, &delta, &overhead, per)?),
+                    Some(delta) => {
+                        let sent =
+                            watch_requests(&mut redis, &redis_url, &server, route, &cookies)?;
+                        Some(redis_per_request(&mut redis, &delta, &overhead, sent, per)?)
+                    }
                     None => None,
                 };
                 let sample = Sample {
@@ -248,13 +255,11 @@ fn run() -> Result<(), BoxError> {
                     sample.rps,
                     sample.cpu_us,
                     sample.redis.as_ref().map_or(String::new(), |r| format!(
-                        " {:>6.1} B and {:.2} commands to Redis/req",
-                        r.bytes, r.commands
+                        " {:>6.1} B to Redis/req, sent: {}",
+                        r.bytes,
+                        report::show_calls(&r.sent)
                     )),
                 );
-                if route == "counter" {
-                    check_counter(&server, variant, &cookies[0], result.requests)?;
-                }
                 samples
                     .entry((variant.to_owned(), fields, route.to_owned()))
                     .or_default()
@@ -346,31 +351,65 @@ fn check_counter(
     Ok(())
 }
 
+/// How many requests [`watch_requests`] sends.
+const WATCHED: usize = 20;
+
+/// The commands [`WATCHED`] requests to `/route` send to Redis, by
+/// `MONITOR`, after the timed run (MONITOR slows Redis down): per request,
+/// (sent by the server, run by scripts).
+fn watch_requests(
+    redis: &mut Redis,
+    url: &str,
+    server: &Server,
+    route: &str,
+    cookies: &[String],
+) -> Result<[BTreeMap<String, f64>; 2], BoxError> {
+    let seen = redis.monitor(url, || {
+        for cookie in cookies.iter().take(WATCHED) {
+            let response = probe::http_get(&server.addr, &format!("/{route}"), Some(cookie))?;
+            if response.status != 200 {
+                return Err(format!("/{route}: status {}", response.status).into());
+            }
+        }
+        Ok(())
+    })?;
+    let mut calls = [BTreeMap::new(), BTreeMap::new()];
+    for (scripted, name) in seen {
+        *calls[usize::from(scripted)].entry(name).or_insert(0.0) += 1.0 / WATCHED as f64;
+    }
+    Ok(calls)
+}
+
 /// Redis's traffic of one run per request, less what the snapshots cost.
 fn redis_per_request(
     redis: &mut Redis,
     delta: &RedisStats,
     overhead: &RedisStats,
+    [sent, scripted]: [BTreeMap<String, f64>; 2],
     per: impl Fn(f64) -> f64,
 ) -> Result<RedisPerRequest, BoxError> {
-    let mut by_name = BTreeMap::new();
+    // The runner's own INFO calls are not the server's.
+    let by_name = delta
+        .calls
+        .iter()
+        .filter(|(name, _)| *name != "info")
+        .map(|(name, calls)| (name.clone(), per(*calls)))
+        .collect();
     let mut writes = 0.0;
-    for (name, calls) in &delta.calls {
-        // The runner's own INFO calls are not the server's.
-        if name == "info" {
-            continue;
-        }
+    for (name, calls) in &sent {
         if redis.is_write(name)? {
             writes += calls;
         }
-        by_name.insert(name.clone(), per(*calls));
     }
     Ok(RedisPerRequest {
         bytes: per(delta.input_bytes - overhead.input_bytes),
         commands: per(delta.commands - overhead.commands),
-        write_commands: per(writes),
-        total_writes: writes,
+        changes: per(delta.changes - overhead.changes),
+        total_changes: delta.changes - overhead.changes,
+        write_commands: writes,
         by_name,
+        sent,
+        scripted,
     })
 }
 

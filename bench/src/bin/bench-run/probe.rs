@@ -244,7 +244,11 @@ pub(crate) struct RedisStats {
     pub(crate) input_bytes: f64,
     /// `total_commands_processed`.
     pub(crate) commands: f64,
-    /// `calls` of each command (`INFO commandstats`).
+    /// `rdb_changes_since_last_save`: changes to the data (Redis counts
+    /// every write there, scripts' included).
+    pub(crate) changes: f64,
+    /// `calls` of each command (`INFO commandstats`; commands that scripts
+    /// run count too).
     pub(crate) calls: BTreeMap<String, f64>,
 }
 
@@ -263,6 +267,7 @@ impl RedisStats {
         Self {
             input_bytes: self.input_bytes - before.input_bytes,
             commands: self.commands - before.commands,
+            changes: self.changes - before.changes,
             calls,
         }
     }
@@ -327,10 +332,10 @@ impl Redis {
         Ok(())
     }
 
-    /// `INFO stats` and `INFO commandstats`.
+    /// `INFO stats`, `INFO persistence` and `INFO commandstats`.
     pub(crate) fn stats(&mut self) -> Result<RedisStats, BoxError> {
         let mut stats = RedisStats::default();
-        for section in ["stats", "commandstats"] {
+        for section in ["stats", "persistence", "commandstats"] {
             let Resp::Text(info) = self.command(&["INFO", section])? else {
                 return Err("redis: INFO answered no text".into());
             };
@@ -341,6 +346,7 @@ impl Redis {
                 match name {
                     "total_net_input_bytes" => stats.input_bytes = value.trim().parse()?,
                     "total_commands_processed" => stats.commands = value.trim().parse()?,
+                    "rdb_changes_since_last_save" => stats.changes = value.trim().parse()?,
                     _ => {
                         if let Some(command) = name.strip_prefix("cmdstat_") {
                             let calls = value
@@ -377,5 +383,38 @@ impl Redis {
                 .any(|flag| matches!(flag, Resp::Text(f) if f == "write")),
             _ => false,
         })
+    }
+
+    /// The commands Redis receives while `run` runs, as `MONITOR` shows
+    /// them: (whether a script ran it, lowercase name). A second connection
+    /// watches; this one sends a marker afterwards, so that everything
+    /// before it has arrived.
+    pub(crate) fn monitor(
+        &mut self,
+        url: &str,
+        run: impl FnOnce() -> Result<(), BoxError>,
+    ) -> Result<Vec<(bool, String)>, BoxError> {
+        let mut watch = Self::connect(url)?;
+        watch.command(&["MONITOR"])?;
+        run()?;
+        let marker = format!("session-bench-marker-{}", std::process::id());
+        self.command(&["ECHO", &marker])?;
+        let mut seen = Vec::new();
+        loop {
+            let Resp::Text(line) = watch.read()? else {
+                return Err("redis: MONITOR sent no text".into());
+            };
+            // `1700000000.123456 [0 127.0.0.1:5555] "get" "key"`; scripts'
+            // commands show `[0 lua]`.
+            let (source, command) = line
+                .split_once(']')
+                .ok_or_else(|| format!("redis: a MONITOR line {line:?}"))?;
+            let mut args = command.split('"').skip(1).step_by(2);
+            let name = args.next().unwrap_or("").to_ascii_lowercase();
+            if name == "echo" && args.next() == Some(marker.as_str()) {
+                return Ok(seen);
+            }
+            seen.push((source.ends_with("lua"), name));
+        }
     }
 }
