@@ -80,6 +80,7 @@ fn bars(
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .y_labels(names.len())
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => names.get(*i).copied().unwrap_or("").to_owned(),

@@ -203,7 +203,7 @@ pub(crate) fn read_criterion(dir: &Path, since: SystemTime) -> Result<Micro, Box
 
 /// Pairs of (our id, tower-sessions' id) in the micro results.
 fn micro_pairs(micro: &Micro) -> Vec<(String, f64, Option<f64>)> {
-    micro
+    let mut pairs = micro
         .iter()
         .filter(|(id, _)| id.split('/').nth(1) == Some("session"))
         .map(|(id, ours)| {
@@ -211,7 +211,13 @@ fn micro_pairs(micro: &Micro) -> Vec<(String, f64, Option<f64>)> {
             let label = id.replacen("/session", "", 1);
             (label, *ours, micro.get(&theirs_id).copied())
         })
-        .collect()
+        .collect::<Vec<_>>();
+    // `load_commit/4` before `load_commit/16`.
+    pairs.sort_by_key(|(label, _, _)| {
+        let (group, param) = label.split_once('/').unwrap_or((label, ""));
+        (group.to_owned(), param.parse::<usize>().unwrap_or(0))
+    });
+    pairs
 }
 
 /// Parses `RESULT name value unit note…` lines.
@@ -574,7 +580,7 @@ pub(crate) fn markdown(
     writeln!(md, "\n## Growth with the number of fields (`/counter`)\n")?;
     writeln!(
         md,
-        "| variant | fields | req/s | CPU µs/req | bytes to Redis/req | by command |"
+        "| variant | fields | req/s | CPU µs/req | bytes to Redis/req | sent per request | run by scripts |"
     )?;
     writeln!(md, "|---|---|---|---|---|---|---|")?;
     for variant in GROWTH_VARIANTS {
