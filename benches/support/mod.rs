@@ -1,3 +1,0 @@
-//! What the benchmarks share.
-
-pub(crate) mod profile;
