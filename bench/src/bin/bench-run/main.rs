@@ -4,7 +4,8 @@
 //! throwaway Redis and PostgreSQL servers.
 //!
 //! ```text
-//! bench-run [--rounds N] [--duration SECS] [--quick] [--skip-micro] [--skip-scale] [--out PATH]
+//! bench-run [--rounds N] [--duration SECS] [--quick] [--skip-micro] [--skip-scale]
+//!           [--only VARIANT,...] [--out PATH]
 //! ```
 //!
 //! Rounds are interleaved: every round runs every (variant, fields) once,
@@ -78,6 +79,9 @@ pub(crate) struct Options {
     pub(crate) quick: bool,
     pub(crate) skip_micro: bool,
     pub(crate) skip_scale: bool,
+    /// Only these variants (for a quick look at a few; the report then has
+    /// gaps).
+    pub(crate) only: Option<Vec<String>>,
     pub(crate) out: PathBuf,
 }
 
@@ -89,6 +93,7 @@ impl Options {
             quick: false,
             skip_micro: false,
             skip_scale: false,
+            only: None,
             out: PathBuf::from("BENCHMARKS.md"),
         };
         let (mut rounds, mut duration) = (None, None);
@@ -102,10 +107,13 @@ impl Options {
                 "--skip-micro" => options.skip_micro = true,
                 "--skip-scale" => options.skip_scale = true,
                 "--out" => options.out = PathBuf::from(value()?),
+                "--only" => {
+                    options.only = Some(value()?.split(',').map(str::to_owned).collect());
+                }
                 _ => {
                     return Err(format!(
                         "unknown option {arg}; usage: bench-run [--rounds N] [--duration SECS] \
-                         [--quick] [--skip-micro] [--skip-scale] [--out PATH]"
+                         [--quick] [--skip-micro] [--skip-scale] [--only VARIANT,...] [--out PATH]"
                     )
                     .into())
                 }
@@ -189,6 +197,10 @@ fn run() -> Result<(), BoxError> {
         for fields in GROWTH_FIELDS.into_iter().filter(|f| *f != 20) {
             matrix.push((variant, fields));
         }
+    }
+
+    if let Some(only) = &options.only {
+        matrix.retain(|(variant, _)| only.iter().any(|name| name == variant));
     }
 
     let mut samples: BTreeMap<(String, usize, String), Vec<Sample>> = BTreeMap::new();

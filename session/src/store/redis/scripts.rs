@@ -33,24 +33,34 @@ end
 -- false, owner before or false}; the owner only if it changes or `report`.
 local function apply(args, key, current, report)
   local d, du, flags = string.match(args[1], '^(%d+)(m?)(.*)$')
+  -- Most writes only set fields: no flag to look for.
+  local plain = flags == ''
   local i = 2
   local before = false
-  local owner_set = string.find(flags, 'o', 1, true)
-  if owner_set or report or string.find(flags, 'O', 1, true) then
+  local owner_set = not plain and string.find(flags, 'o', 1, true)
+  local owner_clear = not plain and string.find(flags, 'O', 1, true)
+  if owner_set or owner_clear or report then
     before = redis.call('HGET', key, '.owner')
   end
   if owner_set then
     redis.call('HSET', key, '.owner', args[i])
     i = i + 1
-  elseif string.find(flags, 'O', 1, true) then
+  elseif owner_clear then
     redis.call('HDEL', key, '.owner')
   end
-  local removed = tonumber(string.match(flags, 'r(%d+)') or '0')
+  local removed = plain and 0 or tonumber(string.match(flags, 'r(%d+)') or '0')
   local last = #args - removed
-  if last >= i then redis.call('HSET', key, unpack(args, i, last)) end
+  local t = now()
+  -- The fields and the write's time in one command.
+  if current then
+    redis.call('HSET', key, '.updated', t, unpack(args, i, last))
+  else
+    redis.call('HSET', key, '.created', t, '.updated', t, unpack(args, i, last))
+  end
   if removed > 0 then redis.call('HDEL', key, unpack(args, last + 1)) end
-  local a, au = string.match(flags, 'a(%d+)(m?)')
-  local set_age = a ~= nil or string.find(flags, 'A', 1, true) ~= nil
+  local a, au = nil, nil
+  if not plain then a, au = string.match(flags, 'a(%d+)(m?)') end
+  local set_age = a ~= nil or (not plain and string.find(flags, 'A', 1, true) ~= nil)
   local age, age_text = nil, false
   if a then
     age, age_text = ms(a, au)
@@ -65,22 +75,20 @@ local function apply(args, key, current, report)
   local ttl = life
   if current and not set_age and current > life then ttl = current end
   redis.call('PEXPIRE', key, string.format('%d', ttl))
-  local t = now()
-  if current then
-    redis.call('HSET', key, '.updated', t)
-  else
-    redis.call('HSET', key, '.created', t, '.updated', t)
-  end
   redis.call('HINCRBY', key, '.v', 1)
   return {ttl, age_text, before}
 end
 "#;
 
-/// `keys[1]`: the session. `{pttl, HGETALL}`, or nil if missing.
+/// `keys[1]`: the session. `{pttl, HGETALL as MessagePack}`, or nil if
+/// missing. One packed string instead of two replies per field: the
+/// client's RESP parser took a tenth of a request at 20 fields, while
+/// `cmsgpack` (Redis's C encoder) costs Redis about what returning the
+/// table would.
 const LOAD: &str = r#"
 local ttl = redis.call('PTTL', keys[1])
 if ttl == -2 then return false end
-return {ttl, redis.call('HGETALL', keys[1])}
+return {ttl, cmsgpack.pack(redis.call('HGETALL', keys[1]))}
 "#;
 
 /// `keys[1]`: the session. Nil if taken, else what `apply` returns.
