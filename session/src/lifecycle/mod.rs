@@ -83,6 +83,7 @@ pub(crate) mod state;
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -237,7 +238,13 @@ impl SessionManager {
     pub fn response_header(&self, cookie: &Cookie<'_>) -> (&str, String) {
         match &self.config().id_header {
             Some(name) => (name, cookie.value().to_owned()),
-            None => ("set-cookie", cookie.to_string()),
+            None => {
+                // Sized for a typical session cookie: no regrowth while
+                // `Display` writes it piece by piece.
+                let mut header = String::with_capacity(192);
+                let _ = write!(header, "{cookie}");
+                ("set-cookie", header)
+            }
         }
     }
 

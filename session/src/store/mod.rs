@@ -70,8 +70,10 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Encoded field values by stored key.
 /// Keys are shared strings so that copying a record (a store merging into a
-/// snapshot a request still reads) copies no text.
-pub type Fields = HashMap<Arc<str>, Bytes>;
+/// snapshot a request still reads) copies no text. Hashed with foldhash, not
+/// SipHash: the names come from the application's own structs, never from a
+/// client, and a load of a wide session hashes every one of them.
+pub type Fields = HashMap<Arc<str>, Bytes, foldhash::fast::RandomState>;
 
 /// No fields, shared: what a session that holds nothing starts from,
 /// without an allocation per request.
@@ -336,7 +338,10 @@ impl StoredSession {
     /// The session `changes` create at `now`.
     pub fn create(changes: &ChangeSet, now: SystemTime) -> Self {
         let mut session = Self {
-            fields: Arc::new(HashMap::with_capacity(changes.set.len())),
+            fields: Arc::new(Fields::with_capacity_and_hasher(
+                changes.set.len(),
+                Default::default(),
+            )),
             expires_at: now,
             max_age: None,
             owner: None,

@@ -278,7 +278,7 @@ impl RedisStore {
 
     /// The session under `key` with its TTL, from the load function
     /// (`FCALL_RO`: it writes nothing, and Redis may say so).
-    async fn snapshot(&self, key: &str) -> Result<Option<(Duration, Hash)>, BoxError> {
+    async fn snapshot(&self, key: &str) -> Result<Option<(Duration, PackedHash)>, BoxError> {
         let mut load = redis::cmd("FCALL_RO");
         load.arg(&LIBRARY.load).arg(1).arg(key);
         let reply: Option<(i64, Vec<u8>)> = self.call(&load).await?;
@@ -286,7 +286,7 @@ impl RedisStore {
             return Ok(None);
         };
         let ttl = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
-        Ok(Some((ttl, unpack(Bytes::from(packed))?)))
+        Ok(Some((ttl, PackedHash(Bytes::from(packed)))))
     }
 
     /// Runs `command` (an `FCALL`); if the server lacks the library, loads
@@ -387,10 +387,11 @@ impl RedisStore {
             let Some((current, hash)) = self.snapshot(&from_key).await? else {
                 return Ok(Moved::Gone);
             };
-            let mut hash: HashMap<String, Vec<u8>> = hash
-                .into_iter()
-                .map(|(name, value)| (name, value.to_vec()))
-                .collect();
+            let mut hash = hash
+                .pairs()?
+                .1
+                .map(|pair| pair.map(|(name, value)| (name.to_owned(), value.to_vec())))
+                .collect::<Result<HashMap<_, _>, _>>()?;
             let version = hash.remove(".v").unwrap_or_default();
             hash.remove(".updated");
             let old_owner = hash.get(".owner").map(|owner| text(owner)).transpose()?;
@@ -460,10 +461,12 @@ impl SessionStore for RedisStore {
         let Some((ttl, hash)) = self.snapshot(&self.key(key.as_str())).await? else {
             return Ok(None);
         };
-        let mut fields = Fields::with_capacity(hash.len());
+        let (len, pairs) = hash.pairs()?;
+        let mut fields = Fields::with_capacity_and_hasher(len, Default::default());
         let (mut max_age, mut owner) = (None, None);
-        for (name, value) in hash {
-            match name.as_str() {
+        for pair in pairs {
+            let (name, value) = pair?;
+            match name {
                 ".max_age" => max_age = Some(millis(&value)?),
                 ".owner" => owner = Some(Arc::from(text(&value)?)),
                 name if name.starts_with('.') => {}
@@ -687,31 +690,40 @@ fn ms_text(duration: Duration) -> String {
     millis_of(duration).to_string()
 }
 
-/// A session's hash as `HGETALL` answers it, metadata included.
-type Hash = Vec<(String, Bytes)>;
+/// A session's hash as the load function packs it, metadata included: a
+/// MessagePack array of strings, names and values in turn.
+struct PackedHash(Bytes);
 
-/// The hash the load function packed: a MessagePack array of strings,
-/// names and values in turn. The values share `packed`'s buffer.
-fn unpack(packed: Bytes) -> Result<Hash, BoxError> {
-    let malformed = |_| BoxError::from("the packed session hash is malformed");
-    let mut rest: &[u8] = &packed;
-    let len = rmp::decode::read_array_len(&mut rest).map_err(malformed)? as usize;
-    let string = |rest: &mut &[u8]| -> Result<Bytes, BoxError> {
-        let len = rmp::decode::read_str_len(rest).map_err(malformed)? as usize;
-        let start = packed.len() - rest.len();
-        *rest = rest
-            .get(len..)
-            .ok_or("the packed session hash is truncated")?;
-        Ok(packed.slice(start..start + len))
-    };
-    let mut hash = Vec::with_capacity(len / 2);
-    for _ in 0..len / 2 {
-        let name = string(&mut rest)?;
-        let name = std::str::from_utf8(&name).map_err(|_| "a session field name is not UTF-8")?;
-        hash.push((name.to_owned(), string(&mut rest)?));
+impl PackedHash {
+    /// How many name-value pairs there are, and the pairs, read as they are
+    /// consumed; the values share the reply's buffer.
+    fn pairs(&self) -> Result<(usize, impl Iterator<Item = Pair<'_>>), BoxError> {
+        let mut rest: &[u8] = &self.0;
+        let len = rmp::decode::read_array_len(&mut rest).map_err(|_| MALFORMED)? as usize;
+        let mut next = move || -> Pair<'_> {
+            let name = self.string(&mut rest)?;
+            let name = std::str::from_utf8(&self.0[name])
+                .map_err(|_| "a session field name is not UTF-8")?;
+            let value = self.string(&mut rest)?;
+            Ok((name, self.0.slice(value)))
+        };
+        Ok((len / 2, (0..len / 2).map(move |_| next())))
     }
-    Ok(hash)
+
+    /// Where the string at the start of `rest` lies in the buffer; moves
+    /// `rest` past it.
+    fn string(&self, rest: &mut &[u8]) -> Result<std::ops::Range<usize>, BoxError> {
+        let len = rmp::decode::read_str_len(rest).map_err(|_| MALFORMED)? as usize;
+        let start = self.0.len() - rest.len();
+        *rest = rest.get(len..).ok_or(MALFORMED)?;
+        Ok(start..start + len)
+    }
 }
+
+/// One name and value of a [`PackedHash`].
+type Pair<'a> = Result<(&'a str, Bytes), BoxError>;
+
+const MALFORMED: &str = "the packed session hash is malformed";
 
 /// The `{ttl, override, owner before}` a write answers, or `None` when it
 /// found the key taken or gone.
