@@ -267,8 +267,9 @@ fn run() -> Result<(), BoxError> {
                     sample.rps,
                     sample.cpu_us,
                     sample.redis.as_ref().map_or(String::new(), |r| format!(
-                        " {:>6.1} B to Redis/req, sent: {}",
+                        " {:>6.1} B to Redis/req, Redis CPU {:>5.1} µs/req, sent: {}",
                         r.bytes,
+                        r.cpu_us,
                         report::show_calls(&r.sent)
                     )),
                 );
@@ -415,6 +416,7 @@ fn redis_per_request(
     }
     Ok(RedisPerRequest {
         bytes: per(delta.input_bytes - overhead.input_bytes),
+        cpu_us: per((delta.cpu_seconds - overhead.cpu_seconds) * 1e6),
         commands: per(delta.commands - overhead.commands),
         changes: per(delta.changes - overhead.changes),
         total_changes: delta.changes - overhead.changes,

@@ -247,6 +247,8 @@ pub(crate) struct RedisStats {
     /// `rdb_changes_since_last_save`: changes to the data (Redis counts
     /// every write there, scripts' included).
     pub(crate) changes: f64,
+    /// `used_cpu_user` + `used_cpu_sys`: Redis's own CPU time, seconds.
+    pub(crate) cpu_seconds: f64,
     /// `calls` of each command (`INFO commandstats`; commands that scripts
     /// run count too).
     pub(crate) calls: BTreeMap<String, f64>,
@@ -268,6 +270,7 @@ impl RedisStats {
             input_bytes: self.input_bytes - before.input_bytes,
             commands: self.commands - before.commands,
             changes: self.changes - before.changes,
+            cpu_seconds: self.cpu_seconds - before.cpu_seconds,
             calls,
         }
     }
@@ -335,7 +338,7 @@ impl Redis {
     /// `INFO stats`, `INFO persistence` and `INFO commandstats`.
     pub(crate) fn stats(&mut self) -> Result<RedisStats, BoxError> {
         let mut stats = RedisStats::default();
-        for section in ["stats", "persistence", "commandstats"] {
+        for section in ["stats", "persistence", "cpu", "commandstats"] {
             let Resp::Text(info) = self.command(&["INFO", section])? else {
                 return Err("redis: INFO answered no text".into());
             };
@@ -347,6 +350,7 @@ impl Redis {
                     "total_net_input_bytes" => stats.input_bytes = value.trim().parse()?,
                     "total_commands_processed" => stats.commands = value.trim().parse()?,
                     "rdb_changes_since_last_save" => stats.changes = value.trim().parse()?,
+                    "used_cpu_user" | "used_cpu_sys" => stats.cpu_seconds += value.trim().parse::<f64>()?,
                     _ => {
                         if let Some(command) = name.strip_prefix("cmdstat_") {
                             let calls = value

@@ -15,6 +15,8 @@ use crate::{Options, GROWTH_FIELDS, GROWTH_VARIANTS, ROUTES, VARIANTS};
 pub(crate) struct Redis {
     /// Bytes sent to Redis.
     pub(crate) bytes: f64,
+    /// Redis's own CPU time (user + system, `INFO cpu`), µs.
+    pub(crate) cpu_us: f64,
     /// Commands Redis processed, those scripts ran included (`INFO`).
     pub(crate) commands: f64,
     /// Changes to the data (`rdb_changes_since_last_save`).
@@ -142,6 +144,16 @@ pub(crate) fn cpu(s: &Sample) -> Option<f64> {
 
 pub(crate) fn redis_bytes(s: &Sample) -> Option<f64> {
     s.redis.as_ref().map(|r| r.bytes)
+}
+
+pub(crate) fn redis_cpu(s: &Sample) -> Option<f64> {
+    s.redis.as_ref().map(|r| r.cpu_us)
+}
+
+/// The server's and Redis's CPU per request together: what a request costs
+/// the machine when both run on it.
+pub(crate) fn total_cpu(s: &Sample) -> Option<f64> {
+    Some(s.cpu_us + redis_cpu(s).unwrap_or(0.0))
 }
 
 fn redis_commands(s: &Sample) -> Option<f64> {
@@ -476,8 +488,8 @@ pub(crate) fn markdown(
     writeln!(
         md,
         "- Redis (a throwaway local server, flushed before each Redis variant starts): \
-         `total_net_input_bytes` (bytes sent to Redis), `total_commands_processed` and \
-         `INFO commandstats` before and after each wrk run, less what the two snapshots \
+         `total_net_input_bytes` (bytes sent to Redis), `used_cpu_user` + `used_cpu_sys` \
+         (Redis's own CPU time), `total_commands_processed` and `INFO commandstats` before and after each wrk run, less what the two snapshots \
          themselves add, per request; Redis counts the commands scripts run too. \
          `rdb_changes_since_last_save` counts changes to the data. After each timed run, \
          `MONITOR` watches 20 more requests of the same route: *sent per request* are the \
@@ -494,9 +506,9 @@ pub(crate) fn markdown(
     )?;
     writeln!(
         md,
-        "| variant | route | req/s | vs none | CPU µs/req | vs none | p50 / p99 ms | bytes to Redis/req | Redis commands/req (INFO, by name) | sent per request (MONITOR) | run by scripts | data changes/req |"
+        "| variant | route | req/s | vs none | CPU µs/req | vs none | p50 / p99 ms | Redis CPU µs/req | bytes to Redis/req | Redis commands/req (INFO, by name) | sent per request (MONITOR) | run by scripts | data changes/req |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     for variant in VARIANTS {
         for route in ROUTES {
             let Some(r) = m.spread(variant, 20, route, rps) else {
@@ -520,6 +532,9 @@ pub(crate) fn markdown(
             let bytes = m
                 .spread(variant, 20, route, redis_bytes)
                 .map_or("–".into(), |s| s.show(1));
+            let redis_cpu = m
+                .spread(variant, 20, route, redis_cpu)
+                .map_or("–".into(), |s| s.show(1));
             let commands = m
                 .spread(variant, 20, route, redis_commands)
                 .map_or("–".into(), |s| {
@@ -531,7 +546,7 @@ pub(crate) fn markdown(
                 });
             writeln!(
                 md,
-                "| {variant} | /{route} | {} | {} | {} | {} | {:.2} / {:.2} | {bytes} | {commands} | {} | {} | {} |",
+                "| {variant} | /{route} | {} | {} | {} | {} | {:.2} / {:.2} | {redis_cpu} | {bytes} | {commands} | {} | {} | {} |",
                 r.show(0),
                 vs(rps),
                 c.show(1),
@@ -553,9 +568,9 @@ pub(crate) fn markdown(
     )?;
     writeln!(
         md,
-        "| ours / theirs | route | req/s | CPU µs/req | bytes to Redis/req |"
+        "| ours / theirs | route | req/s | CPU µs/req | Redis CPU µs/req | server + Redis CPU µs/req | bytes to Redis/req |"
     )?;
-    writeln!(md, "|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
     for (ours, theirs) in [
         ("session-memory", "tower-memory"),
         ("session-redis", "tower-redis"),
@@ -572,9 +587,11 @@ pub(crate) fn markdown(
             };
             writeln!(
                 md,
-                "| {ours} / {theirs} | /{route} | {} | {} | {} |",
+                "| {ours} / {theirs} | /{route} | {} | {} | {} | {} | {} |",
                 r(rps),
                 r(cpu),
+                r(redis_cpu),
+                r(total_cpu),
                 r(redis_bytes)
             )?;
         }
@@ -583,9 +600,9 @@ pub(crate) fn markdown(
     writeln!(md, "\n## Growth with the number of fields (`/counter`)\n")?;
     writeln!(
         md,
-        "| variant | fields | req/s | CPU µs/req | bytes to Redis/req | sent per request | run by scripts |"
+        "| variant | fields | req/s | CPU µs/req | Redis CPU µs/req | bytes to Redis/req | sent per request | run by scripts |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
     for variant in GROWTH_VARIANTS {
         for fields in GROWTH_FIELDS {
             let Some(r) = m.spread(variant, fields, "counter", rps) else {
@@ -596,9 +613,11 @@ pub(crate) fn markdown(
                 .expect("with req/s");
             writeln!(
                 md,
-                "| {variant} | {fields} | {} | {} | {} | {} | {} |",
+                "| {variant} | {fields} | {} | {} | {} | {} | {} | {} |",
                 r.show(0),
                 c.show(1),
+                m.spread(variant, fields, "counter", redis_cpu)
+                    .map_or("–".into(), |s| s.show(1)),
                 m.spread(variant, fields, "counter", redis_bytes)
                     .map_or("–".into(), |s| s.show(1)),
                 by_command(m, variant, fields, "counter", |r| &r.sent),
@@ -666,6 +685,12 @@ pub(crate) fn markdown(
         };
         writeln!(md, "| {} | {} | {verdict} |", t.what, t.value)?;
     }
+    writeln!(
+        md,
+        "\nWhat profiling found, what each fix bought and why the targets not met are not: \
+         [bench/PROFILING.md](bench/PROFILING.md) (instruction counts by `scripts/callgrind`, \
+         which do not move with the machine's load)."
+    )?;
     Ok(md)
 }
 
