@@ -350,7 +350,9 @@ impl Redis {
                     "total_net_input_bytes" => stats.input_bytes = value.trim().parse()?,
                     "total_commands_processed" => stats.commands = value.trim().parse()?,
                     "rdb_changes_since_last_save" => stats.changes = value.trim().parse()?,
-                    "used_cpu_user" | "used_cpu_sys" => stats.cpu_seconds += value.trim().parse::<f64>()?,
+                    "used_cpu_user" | "used_cpu_sys" => {
+                        stats.cpu_seconds += value.trim().parse::<f64>()?
+                    }
                     _ => {
                         if let Some(command) = name.strip_prefix("cmdstat_") {
                             let calls = value
