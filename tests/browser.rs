@@ -79,8 +79,12 @@ async fn text(browser: &Client) -> String {
         .unwrap()
 }
 
-/// Fills the form whose action is `action` with `value` and submits it.
+/// Fills the form whose action is `action` with `value`, submits it and
+/// waits for the page it leads to: a click returns before the navigation it
+/// starts has replaced the page, and reading the old page then fails with a
+/// stale element.
 async fn submit(browser: &Client, action: &str, value: Option<&str>) {
+    let old_page = browser.find(Locator::Css("html")).await.unwrap();
     let form = browser
         .find(Locator::Css(&format!("form[action='{action}']")))
         .await
@@ -99,6 +103,15 @@ async fn submit(browser: &Client, action: &str, value: Option<&str>) {
         .click()
         .await
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match old_page.tag_name().await {
+            Err(error) if error.is_stale_element_reference() => break,
+            Err(error) => panic!("waiting for the page after {action}: {error}"),
+            Ok(_) if Instant::now() > deadline => panic!("{action} led to no new page in 10 s"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 async fn shop_in_a_browser(store: &str) {
