@@ -335,7 +335,7 @@ impl Redis {
         Ok(())
     }
 
-    /// `INFO stats`, `INFO persistence` and `INFO commandstats`.
+    /// `INFO stats`, `INFO persistence`, `INFO cpu` and `INFO commandstats`.
     pub(crate) fn stats(&mut self) -> Result<RedisStats, BoxError> {
         let mut stats = RedisStats::default();
         for section in ["stats", "persistence", "cpu", "commandstats"] {

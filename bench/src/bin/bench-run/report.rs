@@ -495,8 +495,8 @@ pub(crate) fn markdown(
         md,
         "- Redis (a throwaway local server, flushed before each Redis variant starts): \
          `total_net_input_bytes` (bytes sent to Redis), `used_cpu_user` + `used_cpu_sys` \
-         (Redis's own CPU time), `total_commands_processed` and `INFO commandstats` before and after each wrk run, less what the two snapshots \
-         themselves add, per request; Redis counts the commands scripts run too. \
+         (Redis's own CPU time), `total_commands_processed` and `INFO commandstats` \
+         before and after each wrk run, less what the two snapshots themselves add, per request; Redis counts the commands scripts run too. \
          `rdb_changes_since_last_save` counts changes to the data. After each timed run, \
          `MONITOR` watches 20 more requests of the same route: *sent per request* are the \
          commands the server sent, *run by scripts* those its scripts ran. Write commands are \
