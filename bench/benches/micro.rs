@@ -7,7 +7,10 @@
 //! - `load_commit/{4,16,64}`: one whole request (start from the cookie,
 //!   load, increment `counter`, commit) at 4, 16 and 64 fields;
 //! - `one_field_write` and `read_only`: the same request at 20 fields, and
-//!   one that only reads, round-robin over 200 sessions.
+//!   one that only reads, round-robin over 200 sessions;
+//! - `lock_floor/mutex` and `lock_floor/atomic_rmw`: this machine's floor
+//!   for a read of shared state: an uncontended `std::sync::Mutex` lock,
+//!   read and unlock, and one atomic read-modify-write.
 //!
 //! `session` goes through its framework-agnostic API (`SessionManager::start`,
 //! `RequestSession::finish`); `tower-sessions` through its `Session` API,
@@ -18,7 +21,8 @@
 //! Run: `cargo bench -p session-bench --bench micro`
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
@@ -222,9 +226,29 @@ fn requests(c: &mut Criterion, rt: &Runtime) {
     group.finish();
 }
 
+/// What any read of state shared between tasks costs here at least: the
+/// handle is `Clone + Send + Sync` and shares its session with the commit,
+/// so safe code reaches a field through a lock.
+fn lock_floor(c: &mut Criterion) {
+    let mutex = Mutex::new(1u64);
+    let atomic = AtomicU64::new(1);
+    let mut group = c.benchmark_group("lock_floor");
+    group.bench_function("mutex", |b| {
+        b.iter(|| {
+            *black_box(&mutex)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        });
+    });
+    group.bench_function("atomic_rmw", |b| {
+        b.iter(|| black_box(&atomic).fetch_add(1, Ordering::AcqRel));
+    });
+    group.finish();
+}
+
 fn main() {
     let rt = runtime();
-    // 14 benchmarks of about 7 s each: two minutes in all.
+    // 16 benchmarks of about 7 s each: two minutes in all.
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
@@ -232,5 +256,6 @@ fn main() {
     typed_access(&mut c, &rt);
     load_commit(&mut c, &rt);
     requests(&mut c, &rt);
+    lock_floor(&mut c);
     c.final_summary();
 }

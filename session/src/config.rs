@@ -1,5 +1,6 @@
 //! Options of the session lifecycle and its cookie.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -37,8 +38,9 @@ const ONE_DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// [`Error::InvalidConfig`] naming the option.
 #[derive(Clone)]
 pub struct SessionConfig {
-    pub(crate) cookie_name: String,
-    pub(crate) path: String,
+    // `Cow`: the usual literal names go into every cookie uncopied.
+    pub(crate) cookie_name: Cow<'static, str>,
+    pub(crate) path: Cow<'static, str>,
     pub(crate) domain: Option<String>,
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
@@ -98,13 +100,13 @@ impl Default for SessionConfig {
 
 impl SessionConfig {
     /// The cookie's name (default `session`).
-    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+    pub fn cookie_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.cookie_name = name.into();
         self
     }
 
     /// The cookie's `Path` (default `/`).
-    pub fn path(mut self, path: impl Into<String>) -> Self {
+    pub fn path(mut self, path: impl Into<Cow<'static, str>>) -> Self {
         self.path = path.into();
         self
     }

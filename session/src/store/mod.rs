@@ -46,7 +46,8 @@ pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod sql;
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -74,6 +75,29 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// SipHash: the names come from the application's own structs, never from a
 /// client, and a load of a wide session hashes every one of them.
 pub type Fields = HashMap<Arc<str>, Bytes, foldhash::fast::RandomState>;
+
+/// A field's name as a record holds it. Names come from the application's
+/// structs, so each thread keeps the few it has met and hands out shared
+/// copies: loading a wide session allocates none of its names.
+pub(crate) fn field_name(name: &str) -> Arc<str> {
+    /// Names a thread keeps at most; past it, names are allocated per use, so
+    /// a store shared with other software cannot grow the cache unbounded.
+    const KEPT: usize = 256;
+    thread_local! {
+        static NAMES: RefCell<HashSet<Arc<str>, foldhash::fast::RandomState>> =
+            RefCell::default();
+    }
+    NAMES.with_borrow_mut(|names| {
+        if let Some(kept) = names.get(name) {
+            return Arc::clone(kept);
+        }
+        let name = Arc::<str>::from(name);
+        if names.len() < KEPT {
+            names.insert(Arc::clone(&name));
+        }
+        name
+    })
+}
 
 /// No fields, shared: what a session that holds nothing starts from,
 /// without an allocation per request.
@@ -366,7 +390,7 @@ impl StoredSession {
                 match fields.get_mut(*key) {
                     Some(held) => *held = value.clone(),
                     None => {
-                        fields.insert(Arc::from(*key), value.clone());
+                        fields.insert(field_name(key), value.clone());
                     }
                 }
             }
@@ -415,6 +439,26 @@ impl StoredSession {
             created_at: self.created_at,
             updated_at: self.updated_at,
             expires_at: self.expires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_shared_once_met() {
+        let first = field_name("cart");
+        assert_eq!(&*first, "cart");
+        assert!(Arc::ptr_eq(&first, &field_name("cart")));
+    }
+
+    #[test]
+    fn field_names_past_the_kept_ones_are_still_right() {
+        for i in 0..1000 {
+            let name = format!("field{i}");
+            assert_eq!(*field_name(&name), *name);
         }
     }
 }

@@ -658,6 +658,20 @@ pub(crate) fn markdown(
                     theirs.map_or("–".into(), |t| format!("{:.1}×", t / ours)),
                 )?;
             }
+            if let (Some(mutex), Some(rmw)) = (
+                micro.get("lock_floor/mutex"),
+                micro.get("lock_floor/atomic_rmw"),
+            ) {
+                writeln!(
+                    md,
+                    "\nThe floor on this machine (`lock_floor`): an uncontended \
+                     `std::sync::Mutex` lock, read and unlock takes {}, one atomic \
+                     read-modify-write {}. The handle shares its session with the commit \
+                     and other handles, so a typed read takes a lock.",
+                    show_ns(*mutex),
+                    show_ns(*rmw),
+                )?;
+            }
         }
     }
 

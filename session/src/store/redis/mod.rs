@@ -126,8 +126,8 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    BoxError, ChangeSet, Created, Expiry, Fields, Moved, OwnedSession, Record, SessionStore,
-    Update, Updated, MAX_LIFETIME,
+    field_name, BoxError, ChangeSet, Created, Expiry, Fields, Moved, OwnedSession, Record,
+    SessionStore, Update, Updated, MAX_LIFETIME,
 };
 use crate::StoreKey;
 use scripts::LIBRARY;
@@ -471,7 +471,7 @@ impl SessionStore for RedisStore {
                 ".owner" => owner = Some(Arc::from(text(&value)?)),
                 name if name.starts_with('.') => {}
                 name => {
-                    fields.insert(Arc::from(name), value);
+                    fields.insert(field_name(name), value);
                 }
             }
         }
