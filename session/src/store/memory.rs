@@ -1,4 +1,4 @@
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -18,7 +18,12 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(60);
 /// A full store sweeps before refusing a session, at most this often.
 const FULL_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
-type Shard = HashMap<StoreKey, StoredSession>;
+/// Keys are SHA-256 digests, uniform whatever ids clients send, so they are
+/// hashed with foldhash (seeded per process), a few times cheaper than
+/// SipHash on a key this long.
+type KeyHasher = foldhash::fast::RandomState;
+
+type Shard = HashMap<StoreKey, StoredSession, KeyHasher>;
 
 /// The embedded store: sessions in this process's memory, in shards that
 /// each have their own lock.
@@ -30,7 +35,7 @@ type Shard = HashMap<StoreKey, StoredSession>;
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     /// Live and not yet swept sessions.
     len: AtomicUsize,
     /// Keys of the sessions bound to each owner. Always locked after a shard,
@@ -64,7 +69,7 @@ impl MemoryStore {
         let shards = (parallelism * 4).next_power_of_two();
         Self {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: KeyHasher::default(),
             len: AtomicUsize::new(0),
             owners: Mutex::default(),
             max_sessions: None,
