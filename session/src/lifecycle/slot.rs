@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crate::data::{SessionSchema, StoredField};
 use crate::error::Error;
 use crate::event::SessionEvent;
-use crate::store::{no_fields, ChangeSet, Fields};
+use crate::store::{field_name, no_fields, ChangeSet, Fields};
 
 pub(crate) struct Slot<T> {
     value: T,
@@ -250,7 +250,7 @@ impl<T: SessionSchema> AnySlot for Slot<T> {
                 fields.remove(*alias);
             });
             match committed {
-                Some(bytes) => fields.insert(Arc::from(spec.key), bytes.clone()),
+                Some(bytes) => fields.insert(field_name(spec.key), bytes.clone()),
                 None => fields.remove(spec.key),
             };
         }
