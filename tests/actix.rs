@@ -304,7 +304,7 @@ async fn two_racing_requests_that_change_different_fields_both_land() {
     assert_eq!((themed.0, themed.2.as_str()), (StatusCode::OK, "dark"));
 
     let record = store.peek(&racing_key(&store.take_writes())).await.unwrap();
-    let mut keys: Vec<_> = record.fields.keys().map(|key| &**key).collect();
+    let mut keys: Vec<_> = record.fields.iter().map(|(key, _)| key).collect();
     keys.sort();
     assert_eq!(keys, ["count", "prefs.theme"], "{record:?}");
     let (_, _, body) = get_with(&app, "/count", Some(&cookie)).await;

@@ -127,7 +127,7 @@ async fn aliases_load_old_keys_and_the_next_write_moves_them() {
     assert_eq!(changes.set, vec![("app.n", Bytes::from_static(b"6"))]);
     assert_eq!(changes.remove, vec!["app.oldCount"]);
     let fields = store.peek(&key).await.unwrap().fields;
-    assert_eq!(fields.get("app.n"), Some(&Bytes::from_static(b"6")));
+    assert_eq!(fields.get("app.n"), Some(Bytes::from_static(b"6")));
     assert!(!fields.contains_key("app.oldCount"));
 }
 

@@ -111,7 +111,7 @@ async fn two_stores_on_one_directory_share_sessions_and_owner_indexes() {
     let (first, second) = (key("first"), key("second"));
     create(&a, &first, &set(&[("a", "1")], HOUR).owned_by("ann")).await;
     let record = load(&b, &first).await;
-    assert_eq!(record.fields.get("a"), Some(&Bytes::from_static(b"1")));
+    assert_eq!(record.fields.get("a"), Some(Bytes::from_static(b"1")));
     assert_eq!(record.owner.as_deref(), Some("ann"));
 
     assert_eq!(

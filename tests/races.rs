@@ -340,8 +340,8 @@ impl SessionStore for CopyThenDelete {
                 .fields
                 .iter()
                 .filter_map(|(key, value)| {
-                    let key = SHOP_KEYS.iter().find(|known| **known == &**key)?;
-                    Some((*key, value.clone()))
+                    let key = SHOP_KEYS.iter().find(|known| **known == key)?;
+                    Some((*key, value.to_vec().into()))
                 })
                 .collect(),
             remove: Vec::new(),

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crate::data::{SessionSchema, StoredField};
 use crate::error::Error;
 use crate::event::SessionEvent;
-use crate::store::{field_name, no_fields, ChangeSet, Fields};
+use crate::store::{no_fields, ChangeSet, Fields};
 
 pub(crate) struct Slot<T> {
     value: T,
@@ -141,7 +141,7 @@ impl<T: SessionSchema> Slot<T> {
 
 fn held_in<T>(record: &Fields, spec: &StoredField<T>) -> Option<Held> {
     spec.keys().find_map(|key| {
-        let bytes = record.get(key)?.clone();
+        let bytes = record.get(key)?;
         Some(Held { key, bytes })
     })
 }
@@ -247,10 +247,10 @@ impl<T: SessionSchema> AnySlot for Slot<T> {
         for (index, committed) in &self.committed {
             let spec = &T::FIELDS[*index];
             spec.aliases.iter().for_each(|alias| {
-                fields.remove(*alias);
+                fields.remove(alias);
             });
             match committed {
-                Some(bytes) => fields.insert(field_name(spec.key), bytes.clone()),
+                Some(bytes) => fields.insert(spec.key, bytes.clone()),
                 None => fields.remove(spec.key),
             };
         }

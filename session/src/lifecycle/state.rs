@@ -272,10 +272,10 @@ impl State {
             slot.committed_into(&mut fields);
         }
         for (key, value) in &changes.set {
-            fields.insert(Arc::from(*key), value.clone());
+            fields.insert(key, value.clone());
         }
         for key in &changes.remove {
-            fields.remove(*key);
+            fields.remove(key);
         }
         let now = SystemTime::now();
         let left = stored.expires.saturating_duration_since(Instant::now());

@@ -727,24 +727,21 @@ async fn concurrent_updates_of_different_fields_all_survive(racers: Racers<'_>) 
     let mut expected = fields(&[("base", "0")]);
     let last = (ROUNDS - 1).to_string();
     for task in 0..TASKS {
-        expected.insert(task_field(task, None).into(), Bytes::from(last.clone()));
+        expected.insert(task_field(task, None), Bytes::from(last.clone()));
         for round in 0..ROUNDS {
-            expected.insert(
-                task_field(task, Some(round)).into(),
-                Bytes::from_static(b"x"),
-            );
+            expected.insert(task_field(task, Some(round)), Bytes::from_static(b"x"));
         }
     }
     let missing: BTreeSet<_> = expected
         .iter()
-        .filter(|(name, value)| record.fields.get(*name) != Some(*value))
+        .filter(|(name, value)| record.fields.get(name).as_deref() != Some(*value))
         .map(|(name, _)| name.to_string())
         .collect();
     let unexpected: BTreeSet<_> = record
         .fields
-        .keys()
-        .filter(|name| !expected.contains_key(*name))
-        .map(|name| name.to_string())
+        .iter()
+        .filter(|(name, _)| expected.get(name).is_none())
+        .map(|(name, _)| name.to_string())
         .collect();
     assert!(
         missing.is_empty() && unexpected.is_empty(),
@@ -771,7 +768,7 @@ async fn concurrent_writes_to_one_field_leave_one_of_the_written_values(racers: 
                         panic!("round {round}: a field being written concurrently was missing")
                     });
                     assert!(
-                        shared.as_ref() == b"initial" || written_value(shared).is_some(),
+                        shared.as_ref() == b"initial" || written_value(&shared).is_some(),
                         "round {round}: a field being written concurrently read {shared:?}, which nobody wrote"
                     );
                 } else {
@@ -791,13 +788,13 @@ async fn concurrent_writes_to_one_field_leave_one_of_the_written_values(racers: 
     // Each task writes its rounds in order, so the last write of all is some
     // task's last round.
     assert!(
-        matches!(written_value(shared), Some((_, round)) if round == ROUNDS - 1),
+        matches!(written_value(&shared), Some((_, round)) if round == ROUNDS - 1),
         "concurrent writes to one field left {shared:?}, not one task's last write"
     );
     for task in 0..TASKS {
         assert_eq!(
             record.fields.get(task_field(task, None)),
-            Some(&Bytes::from((ROUNDS - 1).to_string())),
+            Some(Bytes::from((ROUNDS - 1).to_string())),
             "task {task}'s own field lost a write while others wrote the shared field"
         );
     }
@@ -1270,10 +1267,10 @@ fn fields(pairs: &[(&str, &str)]) -> Fields {
 fn whole(seen: &Record, changes: &ChangeSet) -> Record {
     let mut fields = (*seen.fields).clone();
     for (name, value) in &changes.set {
-        fields.insert(Arc::from(*name), value.clone());
+        fields.insert(name, value.clone());
     }
     for name in &changes.remove {
-        fields.remove(*name);
+        fields.remove(name);
     }
     let extended = changes.max_age_after(seen.max_age);
     let ttl = match changes.max_age {

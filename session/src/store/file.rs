@@ -1021,7 +1021,7 @@ impl Serialize for EncodedFields<'_> {
         serializer.collect_map(
             self.0
                 .iter()
-                .map(|(name, value)| (&**name, STANDARD.encode(value))),
+                .map(|(name, value)| (name, STANDARD.encode(value))),
         )
     }
 }

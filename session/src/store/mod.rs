@@ -36,6 +36,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod fields;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "memory")]
@@ -46,8 +47,6 @@ pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod sql;
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -55,6 +54,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use fields::Fields;
+pub(crate) use fields::{field_name, no_fields};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryStore, MemoryStoreFull};
 pub use open::open;
@@ -68,43 +69,6 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 /// What a store's backend reports when it fails. The lifecycle wraps it in
 /// [`Error::Store`](crate::Error::Store), naming the operation it called.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// Encoded field values by stored key.
-/// Keys are shared strings so that copying a record (a store merging into a
-/// snapshot a request still reads) copies no text. Hashed with foldhash, not
-/// SipHash: the names come from the application's own structs, never from a
-/// client, and a load of a wide session hashes every one of them.
-pub type Fields = HashMap<Arc<str>, Bytes, foldhash::fast::RandomState>;
-
-/// A field's name as a record holds it. Names come from the application's
-/// structs, so each thread keeps the few it has met and hands out shared
-/// copies: loading a wide session allocates none of its names.
-pub(crate) fn field_name(name: &str) -> Arc<str> {
-    /// Names a thread keeps at most; past it, names are allocated per use, so
-    /// a store shared with other software cannot grow the cache unbounded.
-    const KEPT: usize = 256;
-    thread_local! {
-        static NAMES: RefCell<HashSet<Arc<str>, foldhash::fast::RandomState>> =
-            RefCell::default();
-    }
-    NAMES.with_borrow_mut(|names| {
-        if let Some(kept) = names.get(name) {
-            return Arc::clone(kept);
-        }
-        let name = Arc::<str>::from(name);
-        if names.len() < KEPT {
-            names.insert(Arc::clone(&name));
-        }
-        name
-    })
-}
-
-/// No fields, shared: what a session that holds nothing starts from,
-/// without an allocation per request.
-pub(crate) fn no_fields() -> Arc<Fields> {
-    static NONE: std::sync::LazyLock<Arc<Fields>> = std::sync::LazyLock::new(Arc::default);
-    Arc::clone(&NONE)
-}
 
 /// A session as a store hands it out: cheap to clone, since the fields are
 /// shared.
@@ -362,10 +326,7 @@ impl StoredSession {
     /// The session `changes` create at `now`.
     pub fn create(changes: &ChangeSet, now: SystemTime) -> Self {
         let mut session = Self {
-            fields: Arc::new(Fields::with_capacity_and_hasher(
-                changes.set.len(),
-                Default::default(),
-            )),
+            fields: Arc::new(Fields::with_capacity(changes.set.len())),
             expires_at: now,
             max_age: None,
             owner: None,
@@ -387,15 +348,10 @@ impl StoredSession {
             // Copies the fields only if a reader still holds this snapshot.
             let fields = Arc::make_mut(&mut self.fields);
             for (key, value) in &changes.set {
-                match fields.get_mut(*key) {
-                    Some(held) => *held = value.clone(),
-                    None => {
-                        fields.insert(field_name(key), value.clone());
-                    }
-                }
+                fields.insert(key, value.clone());
             }
             for key in &changes.remove {
-                fields.remove(*key);
+                fields.remove(key);
             }
         }
         self.expires_at = changes.expires_at_after(now, current, self.max_age);
@@ -439,26 +395,6 @@ impl StoredSession {
             created_at: self.created_at,
             updated_at: self.updated_at,
             expires_at: self.expires_at,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn field_names_are_shared_once_met() {
-        let first = field_name("cart");
-        assert_eq!(&*first, "cart");
-        assert!(Arc::ptr_eq(&first, &field_name("cart")));
-    }
-
-    #[test]
-    fn field_names_past_the_kept_ones_are_still_right() {
-        for i in 0..1000 {
-            let name = format!("field{i}");
-            assert_eq!(*field_name(&name), *name);
         }
     }
 }

@@ -54,6 +54,9 @@
 //!   MessagePack string by Redis's `cmsgpack`: parsing two RESP replies per
 //!   field took more of the application's CPU than anything else in a load,
 //!   and packing costs Redis no more than returning the hash as a table.
+//!   The record keeps that string as its [`Fields`], which find a field in
+//!   it when a request reads one: a load builds no map, so loading a wide
+//!   session costs the application about what a narrow one does.
 //! - `create`, `update`: the key, a short header (the default lifetime,
 //!   flags for an override, owner or removals) and only the fields the
 //!   request changed, then the names of the fields it removed. An update
@@ -126,8 +129,8 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    field_name, BoxError, ChangeSet, Created, Expiry, Fields, Moved, OwnedSession, Record,
-    SessionStore, Update, Updated, MAX_LIFETIME,
+    BoxError, ChangeSet, Created, Expiry, Fields, Moved, OwnedSession, Record, SessionStore,
+    Update, Updated, MAX_LIFETIME,
 };
 use crate::StoreKey;
 use scripts::LIBRARY;
@@ -278,7 +281,9 @@ impl RedisStore {
 
     /// The session under `key` with its TTL, from the load function
     /// (`FCALL_RO`: it writes nothing, and Redis may say so).
-    async fn snapshot(&self, key: &str) -> Result<Option<(Duration, PackedHash)>, BoxError> {
+    /// The hash comes packed: a MessagePack array of strings, names (the
+    /// metadata's included) and values in turn.
+    async fn snapshot(&self, key: &str) -> Result<Option<(Duration, Bytes)>, BoxError> {
         let mut load = redis::cmd("FCALL_RO");
         load.arg(&LIBRARY.load).arg(1).arg(key);
         let reply: Option<(i64, Vec<u8>)> = self.call(&load).await?;
@@ -286,7 +291,7 @@ impl RedisStore {
             return Ok(None);
         };
         let ttl = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
-        Ok(Some((ttl, PackedHash(Bytes::from(packed)))))
+        Ok(Some((ttl, Bytes::from(packed))))
     }
 
     /// Runs `command` (an `FCALL`); if the server lacks the library, loads
@@ -384,33 +389,43 @@ impl RedisStore {
         let (from_key, to_key) = (self.key(from.as_str()), self.key(to.as_str()));
         let mut conn = self.conn();
         for _ in 0..REKEY_ATTEMPTS {
-            let Some((current, hash)) = self.snapshot(&from_key).await? else {
+            let Some((current, packed)) = self.snapshot(&from_key).await? else {
                 return Ok(Moved::Gone);
             };
-            let mut hash = hash
-                .pairs()?
-                .1
-                .map(|pair| pair.map(|(name, value)| (name.to_owned(), value.to_vec())))
-                .collect::<Result<HashMap<_, _>, _>>()?;
-            let version = hash.remove(".v").unwrap_or_default();
-            hash.remove(".updated");
-            let old_owner = hash.get(".owner").map(|owner| text(owner)).transpose()?;
-            let old_age = hash.get(".max_age").map(|age| millis(age)).transpose()?;
+            // Every entry of the hash by name, metadata included.
+            let mut hash = HashMap::new();
+            let fields = Fields::packed(packed, |name, value| {
+                hash.insert(name.to_vec(), value.to_vec());
+                Ok(())
+            })?;
+            for (name, value) in fields.iter() {
+                hash.insert(name.as_bytes().to_vec(), value.to_vec());
+            }
+            let version = hash.remove(b".v".as_slice()).unwrap_or_default();
+            hash.remove(b".updated".as_slice());
+            let old_owner = hash
+                .get(b".owner".as_slice())
+                .map(|owner| text(owner))
+                .transpose()?;
+            let old_age = hash
+                .get(b".max_age".as_slice())
+                .map(|age| millis(age))
+                .transpose()?;
             for (name, value) in &changes.set {
-                hash.insert((*name).to_owned(), value.to_vec());
+                hash.insert(name.as_bytes().to_vec(), value.to_vec());
             }
             for name in &changes.remove {
-                hash.remove(*name);
+                hash.remove(name.as_bytes());
             }
             let owner = changes.owner.applied_to(old_owner.clone().map(Arc::from));
             match &owner {
-                Some(owner) => hash.insert(".owner".to_owned(), owner.as_bytes().to_vec()),
-                None => hash.remove(".owner"),
+                Some(owner) => hash.insert(b".owner".to_vec(), owner.as_bytes().to_vec()),
+                None => hash.remove(b".owner".as_slice()),
             };
             let max_age = changes.max_age.applied_to(old_age);
             match max_age {
-                Some(age) => hash.insert(".max_age".to_owned(), ms_text(age).into_bytes()),
-                None => hash.remove(".max_age"),
+                Some(age) => hash.insert(b".max_age".to_vec(), ms_text(age).into_bytes()),
+                None => hash.remove(b".max_age".as_slice()),
             };
             let life = changes.max_age_after(old_age);
             let ttl = match changes.max_age {
@@ -420,7 +435,7 @@ impl RedisStore {
             let mut put = fcall(&LIBRARY.put, [&to_key]);
             put.arg(ms_text(ttl));
             for (name, value) in &hash {
-                put.arg(name).arg(value.as_slice());
+                put.arg(name.as_slice()).arg(value.as_slice());
             }
             let written: Value = self.call(&put).await?;
             if written == Value::Nil {
@@ -461,20 +476,15 @@ impl SessionStore for RedisStore {
         let Some((ttl, hash)) = self.snapshot(&self.key(key.as_str())).await? else {
             return Ok(None);
         };
-        let (len, pairs) = hash.pairs()?;
-        let mut fields = Fields::with_capacity_and_hasher(len, Default::default());
         let (mut max_age, mut owner) = (None, None);
-        for pair in pairs {
-            let (name, value) = pair?;
+        let fields = Fields::packed(hash, |name, value| {
             match name {
-                ".max_age" => max_age = Some(millis(&value)?),
-                ".owner" => owner = Some(Arc::from(text(&value)?)),
-                name if name.starts_with('.') => {}
-                name => {
-                    fields.insert(field_name(name), value);
-                }
+                b".max_age" => max_age = Some(millis(value)?),
+                b".owner" => owner = Some(Arc::from(text(value)?)),
+                _ => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(Some(Record {
             fields: Arc::new(fields),
             ttl,
@@ -689,41 +699,6 @@ fn millis_of(duration: Duration) -> u64 {
 fn ms_text(duration: Duration) -> String {
     millis_of(duration).to_string()
 }
-
-/// A session's hash as the load function packs it, metadata included: a
-/// MessagePack array of strings, names and values in turn.
-struct PackedHash(Bytes);
-
-impl PackedHash {
-    /// How many name-value pairs there are, and the pairs, read as they are
-    /// consumed; the values share the reply's buffer.
-    fn pairs(&self) -> Result<(usize, impl Iterator<Item = Pair<'_>>), BoxError> {
-        let mut rest: &[u8] = &self.0;
-        let len = rmp::decode::read_array_len(&mut rest).map_err(|_| MALFORMED)? as usize;
-        let mut next = move || -> Pair<'_> {
-            let name = self.string(&mut rest)?;
-            let name = std::str::from_utf8(&self.0[name])
-                .map_err(|_| "a session field name is not UTF-8")?;
-            let value = self.string(&mut rest)?;
-            Ok((name, self.0.slice(value)))
-        };
-        Ok((len / 2, (0..len / 2).map(move |_| next())))
-    }
-
-    /// Where the string at the start of `rest` lies in the buffer; moves
-    /// `rest` past it.
-    fn string(&self, rest: &mut &[u8]) -> Result<std::ops::Range<usize>, BoxError> {
-        let len = rmp::decode::read_str_len(rest).map_err(|_| MALFORMED)? as usize;
-        let start = self.0.len() - rest.len();
-        *rest = rest.get(len..).ok_or(MALFORMED)?;
-        Ok(start..start + len)
-    }
-}
-
-/// One name and value of a [`PackedHash`].
-type Pair<'a> = Result<(&'a str, Bytes), BoxError>;
-
-const MALFORMED: &str = "the packed session hash is malformed";
 
 /// The `{ttl, override, owner before}` a write answers, or `None` when it
 /// found the key taken or gone.

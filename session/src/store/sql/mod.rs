@@ -425,8 +425,8 @@ mod tests {
     #[test]
     fn documents_round_trip_and_corrupt_ones_are_refused() {
         let loaded = fields(r#"{"cart":"WyJhIl0=","empty":""}"#).unwrap();
-        assert_eq!(loaded["cart"], Bytes::from_static(b"[\"a\"]"));
-        assert_eq!(loaded["empty"], Bytes::new());
+        assert_eq!(loaded.get("cart"), Some(Bytes::from_static(b"[\"a\"]")));
+        assert_eq!(loaded.get("empty"), Some(Bytes::new()));
         for corrupt in ["", "[]", r#"{"a":1}"#, r#"{"a":"!!"}"#, "{"] {
             assert!(fields(corrupt).is_err(), "{corrupt:?} was accepted");
         }

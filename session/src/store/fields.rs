@@ -1,0 +1,363 @@
+//! A session's encoded field values by stored key: a map, or the one buffer
+//! a store read them in, looked up where a request asks.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::BoxError;
+
+/// Hashed with foldhash, not SipHash: the names come from the application's
+/// own structs, never from a client, and a record hashes every one of them.
+type Map = HashMap<Arc<str>, Bytes, foldhash::fast::RandomState>;
+
+/// Encoded field values by stored key.
+///
+/// Most stores fill it as a map. The Redis store hands over the whole hash
+/// as Redis packed it, and a lookup reads that buffer where a request asks:
+/// a request reads a few fields, so loading a wide session then costs about
+/// what a narrow one does. Changing packed fields turns them into a map
+/// first. Cloning copies the map's entries but no names or values: names
+/// are shared strings and values share their buffers.
+#[derive(Clone, Default)]
+pub struct Fields(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Map(Map),
+    /// A MessagePack array of strings, names and values in turn, checked
+    /// when it was read. Names starting with a dot are the store's own
+    /// entries, not fields: no stored key starts with one.
+    Packed(Bytes),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Self::Map(Map::default())
+    }
+}
+
+impl Fields {
+    /// No fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// No fields, with room for `capacity` of them.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self(Repr::Map(Map::with_capacity_and_hasher(
+            capacity,
+            Default::default(),
+        )))
+    }
+
+    /// The value stored under `name`.
+    pub fn get(&self, name: &str) -> Option<Bytes> {
+        match &self.0 {
+            Repr::Map(map) => map.get(name).cloned(),
+            Repr::Packed(packed) => packed_entries(packed)
+                .find(|(entry, _)| *entry == name.as_bytes())
+                .map(|(_, value)| packed.slice_ref(value)),
+        }
+    }
+
+    /// Whether a value is stored under `name`.
+    pub fn contains_key(&self, name: &str) -> bool {
+        match &self.0 {
+            Repr::Map(map) => map.contains_key(name),
+            Repr::Packed(packed) => {
+                packed_entries(packed).any(|(entry, _)| entry == name.as_bytes())
+            }
+        }
+    }
+
+    /// Stores `value` under `name`; returns the value it replaces.
+    pub fn insert(&mut self, name: &str, value: Bytes) -> Option<Bytes> {
+        let map = self.map();
+        match map.get_mut(name) {
+            Some(held) => Some(std::mem::replace(held, value)),
+            None => map.insert(field_name(name), value),
+        }
+    }
+
+    /// Removes the value stored under `name` and returns it.
+    pub fn remove(&mut self, name: &str) -> Option<Bytes> {
+        self.map().remove(name)
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Map(map) => map.len(),
+            Repr::Packed(_) => self.iter().count(),
+        }
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// Every field's name and value, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let (map, packed) = match &self.0 {
+            Repr::Map(map) => (Some(map), None),
+            Repr::Packed(packed) => (None, Some(packed)),
+        };
+        let mapped = map
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (&**name, &**value));
+        // A name that is not UTF-8 is no stored key: nothing could read it.
+        let packed = packed.into_iter().flat_map(|packed| {
+            packed_entries(packed).filter_map(|(name, value)| Some((utf8(name)?, value)))
+        });
+        mapped.chain(packed)
+    }
+
+    /// Fields packed as a MessagePack array of strings, names and values in
+    /// turn, kept as they are. Entries whose names start with a dot are not
+    /// fields: each is handed to `entry` instead (a store's own metadata).
+    pub(crate) fn packed(
+        packed: Bytes,
+        mut entry: impl FnMut(&[u8], &[u8]) -> Result<(), BoxError>,
+    ) -> Result<Self, BoxError> {
+        let mut rest: &[u8] = &packed;
+        let len = rmp::decode::read_array_len(&mut rest).map_err(|_| MALFORMED)?;
+        if len % 2 != 0 {
+            return Err(MALFORMED.into());
+        }
+        for _ in 0..len / 2 {
+            let name = string(&mut rest).ok_or(MALFORMED)?;
+            let value = string(&mut rest).ok_or(MALFORMED)?;
+            if name.first() == Some(&b'.') {
+                entry(name, value)?;
+            }
+        }
+        if !rest.is_empty() {
+            return Err(MALFORMED.into());
+        }
+        Ok(Self(Repr::Packed(packed)))
+    }
+
+    /// The fields as a map, unpacking them first if they are packed.
+    fn map(&mut self) -> &mut Map {
+        if let Repr::Packed(packed) = &self.0 {
+            let map = packed_entries(packed)
+                .filter_map(|(name, value)| {
+                    Some((field_name(utf8(name)?), packed.slice_ref(value)))
+                })
+                .collect();
+            self.0 = Repr::Map(map);
+        }
+        match &mut self.0 {
+            Repr::Map(map) => map,
+            Repr::Packed(_) => unreachable!("packed fields were just unpacked"),
+        }
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(name, value)| other.get(name).is_some_and(|held| held == value))
+    }
+}
+
+impl Eq for Fields {}
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<(Arc<str>, Bytes)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, Bytes)>>(fields: I) -> Self {
+        Self(Repr::Map(fields.into_iter().collect()))
+    }
+}
+
+const MALFORMED: &str = "the packed session fields are malformed";
+
+/// The fields' entries of a checked packed buffer, the store's own
+/// included: names and values as slices of it.
+fn packed_entries(packed: &Bytes) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest: &[u8] = packed;
+    let len = rmp::decode::read_array_len(&mut rest).unwrap_or(0) / 2;
+    (0..len)
+        .map_while(move |_| Some((string(&mut rest)?, string(&mut rest)?)))
+        .filter(|(name, _)| name.first() != Some(&b'.'))
+}
+
+/// The MessagePack string at the start of `rest`; moves `rest` past it.
+fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = rmp::decode::read_str_len(rest).ok()? as usize;
+    let (string, after) = rest.split_at_checked(len)?;
+    *rest = after;
+    Some(string)
+}
+
+fn utf8(name: &[u8]) -> Option<&str> {
+    std::str::from_utf8(name).ok()
+}
+
+/// A field's name as a record holds it. Names come from the application's
+/// structs, so each thread keeps the few it has met and hands out shared
+/// copies: loading a wide session allocates none of its names.
+pub(crate) fn field_name(name: &str) -> Arc<str> {
+    /// Names a thread keeps at most; past it, names are allocated per use, so
+    /// a store shared with other software cannot grow the cache unbounded.
+    const KEPT: usize = 256;
+    thread_local! {
+        static NAMES: RefCell<HashSet<Arc<str>, foldhash::fast::RandomState>> =
+            RefCell::default();
+    }
+    NAMES.with_borrow_mut(|names| {
+        if let Some(kept) = names.get(name) {
+            return Arc::clone(kept);
+        }
+        let name = Arc::<str>::from(name);
+        if names.len() < KEPT {
+            names.insert(Arc::clone(&name));
+        }
+        name
+    })
+}
+
+/// No fields, shared: what a session that holds nothing starts from,
+/// without an allocation per request.
+pub(crate) fn no_fields() -> Arc<Fields> {
+    static NONE: std::sync::LazyLock<Arc<Fields>> = std::sync::LazyLock::new(Arc::default);
+    Arc::clone(&NONE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_shared_once_met() {
+        let first = field_name("cart");
+        assert_eq!(&*first, "cart");
+        assert!(Arc::ptr_eq(&first, &field_name("cart")));
+    }
+
+    #[test]
+    fn field_names_past_the_kept_ones_are_still_right() {
+        for i in 0..1000 {
+            let name = format!("field{i}");
+            assert_eq!(*field_name(&name), *name);
+        }
+    }
+
+    /// `entries` packed as the Redis store's load packs a hash.
+    fn packed(entries: &[(&[u8], &[u8])]) -> Bytes {
+        let mut packed = Vec::new();
+        rmp::encode::write_array_len(&mut packed, 2 * entries.len() as u32).unwrap();
+        for (name, value) in entries {
+            for string in [name, value] {
+                rmp::encode::write_str_len(&mut packed, string.len() as u32).unwrap();
+                packed.extend_from_slice(string);
+            }
+        }
+        packed.into()
+    }
+
+    fn map(entries: &[(&str, &str)]) -> Fields {
+        entries
+            .iter()
+            .map(|(name, value)| (field_name(name), Bytes::copy_from_slice(value.as_bytes())))
+            .collect()
+    }
+
+    #[test]
+    fn packed_fields_read_like_a_map_and_hand_over_the_store_entries() {
+        let long = "v".repeat(300);
+        let bytes = packed(&[
+            (b"cart", b"[1]"),
+            (b".owner", b"ann"),
+            (b"empty", b""),
+            (b"long", long.as_bytes()),
+            (b"\xff", b"not a name"),
+            (b".v", b"3"),
+        ]);
+        let mut store_entries = Vec::new();
+        let fields = Fields::packed(bytes, |name, value| {
+            store_entries.push((name.to_vec(), value.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            store_entries,
+            [
+                (b".owner".to_vec(), b"ann".to_vec()),
+                (b".v".to_vec(), b"3".to_vec())
+            ]
+        );
+        assert_eq!(fields.get("cart").as_deref(), Some(&b"[1]"[..]));
+        assert_eq!(fields.get("long").as_deref(), Some(long.as_bytes()));
+        assert_eq!(fields.get(".owner"), None);
+        assert_eq!(fields.get("car"), None);
+        assert!(fields.contains_key("empty") && !fields.contains_key(".v"));
+        assert_eq!(fields.len(), 3);
+        assert_eq!(
+            fields,
+            map(&[("cart", "[1]"), ("empty", ""), ("long", &long)])
+        );
+        assert_ne!(
+            fields,
+            map(&[("cart", "[2]"), ("empty", ""), ("long", &long)])
+        );
+    }
+
+    #[test]
+    fn changing_packed_fields_keeps_the_others() {
+        let bytes = packed(&[(b"a", b"1"), (b".max_age", b"60000"), (b"b", b"2")]);
+        let mut fields = Fields::packed(bytes, |_, _| Ok(())).unwrap();
+        assert_eq!(
+            fields.insert("a", Bytes::from_static(b"9")).as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(fields.insert("c", Bytes::from_static(b"3")), None);
+        assert_eq!(fields.remove("b").as_deref(), Some(&b"2"[..]));
+        assert_eq!(fields, map(&[("a", "9"), ("c", "3")]));
+    }
+
+    #[test]
+    fn malformed_packed_fields_are_refused() {
+        let whole = packed(&[(b"a", b"1")]);
+        let mut odd = Vec::new();
+        rmp::encode::write_array_len(&mut odd, 1).unwrap();
+        rmp::encode::write_str(&mut odd, "a").unwrap();
+        let mut number = Vec::new();
+        rmp::encode::write_array_len(&mut number, 2).unwrap();
+        rmp::encode::write_str(&mut number, "a").unwrap();
+        rmp::encode::write_u8(&mut number, 1).unwrap();
+        let mut trailing = whole.to_vec();
+        trailing.push(0xc0);
+        for malformed in [
+            Bytes::new(),
+            whole.slice(..whole.len() - 1),
+            odd.into(),
+            number.into(),
+            trailing.into(),
+        ] {
+            assert!(
+                Fields::packed(malformed.clone(), |_, _| Ok(())).is_err(),
+                "{malformed:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_store_entry_that_does_not_read_fails_the_whole() {
+        let bytes = packed(&[(b".max_age", b"soon")]);
+        assert!(Fields::packed(bytes, |_, _| Err("not a number".into())).is_err());
+    }
+}
