@@ -21,6 +21,11 @@ pub(crate) struct Slot<T> {
     value: T,
     /// The record as loaded, shared with the request and the other slots.
     record: Arc<Fields>,
+    /// The field last looked up in `record`, with what it holds there: a
+    /// handler usually reads a field before writing it, and the commit
+    /// compares the two, so the second lookup (a scan of a packed record)
+    /// is spared.
+    looked_up: Option<(usize, Option<Held>)>,
     /// By field index; a few bytes each, since every request makes them.
     fields: Box<[FieldState]>,
     /// By field index, for the fields this request committed: what the
@@ -43,6 +48,7 @@ struct FieldState {
 }
 
 /// What the store holds for one field: its bytes and the key they are under.
+#[derive(Clone)]
 struct Held {
     key: &'static str,
     bytes: Bytes,
@@ -65,6 +71,7 @@ impl<T: SessionSchema> Slot<T> {
         Self {
             value: T::new_default(),
             record,
+            looked_up: None,
             fields: T::FIELDS.iter().map(|_| FieldState::default()).collect(),
             committed: Vec::new(),
             pending: Vec::new(),
@@ -127,14 +134,21 @@ impl<T: SessionSchema> Slot<T> {
 
     /// What the store holds for field `index`: under its key, or else under
     /// the first of its aliases found.
-    fn held(&self, index: usize) -> Option<Held> {
+    fn held(&mut self, index: usize) -> Option<Held> {
         let spec = &T::FIELDS[index];
-        match self.committed.iter().find(|(field, _)| *field == index) {
-            Some((_, committed)) => committed.clone().map(|bytes| Held {
+        if let Some((_, committed)) = self.committed.iter().find(|(field, _)| *field == index) {
+            return committed.clone().map(|bytes| Held {
                 key: spec.key,
                 bytes,
-            }),
-            None => held_in(&self.record, spec),
+            });
+        }
+        match &self.looked_up {
+            Some((field, held)) if *field == index => held.clone(),
+            _ => {
+                let held = held_in(&self.record, spec);
+                self.looked_up = Some((index, held.clone()));
+                held
+            }
         }
     }
 }
@@ -234,6 +248,7 @@ impl<T: SessionSchema> AnySlot for Slot<T> {
     fn reset(&mut self) {
         self.value = T::new_default();
         self.record = no_fields();
+        self.looked_up = None;
         self.fields.fill(FieldState::default());
         self.committed.clear();
         self.pending.clear();
@@ -241,6 +256,7 @@ impl<T: SessionSchema> AnySlot for Slot<T> {
 
     fn release_record(&mut self) {
         self.record = no_fields();
+        self.looked_up = None;
     }
 
     fn committed_into(&self, fields: &mut Fields) {

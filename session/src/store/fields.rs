@@ -58,9 +58,7 @@ impl Fields {
     pub fn get(&self, name: &str) -> Option<Bytes> {
         match &self.0 {
             Repr::Map(map) => map.get(name).cloned(),
-            Repr::Packed(packed) => packed_entries(packed)
-                .find(|(entry, _)| *entry == name.as_bytes())
-                .map(|(_, value)| packed.slice_ref(value)),
+            Repr::Packed(packed) => find(packed, name).map(|value| packed.slice_ref(value)),
         }
     }
 
@@ -68,9 +66,7 @@ impl Fields {
     pub fn contains_key(&self, name: &str) -> bool {
         match &self.0 {
             Repr::Map(map) => map.contains_key(name),
-            Repr::Packed(packed) => {
-                packed_entries(packed).any(|(entry, _)| entry == name.as_bytes())
-            }
+            Repr::Packed(packed) => find(packed, name).is_some(),
         }
     }
 
@@ -185,20 +181,79 @@ impl FromIterator<(Arc<str>, Bytes)> for Fields {
 
 const MALFORMED: &str = "the packed session fields are malformed";
 
-/// The fields' entries of a checked packed buffer, the store's own
-/// included: names and values as slices of it.
-fn packed_entries(packed: &Bytes) -> impl Iterator<Item = (&[u8], &[u8])> {
+/// The fields of a checked packed buffer, names and values as slices of it;
+/// the store's own entries are skipped.
+fn packed_entries(packed: &Bytes) -> PackedEntries<'_> {
     let mut rest: &[u8] = packed;
-    let len = rmp::decode::read_array_len(&mut rest).unwrap_or(0) / 2;
-    (0..len)
-        .map_while(move |_| Some((string(&mut rest)?, string(&mut rest)?)))
-        .filter(|(name, _)| name.first() != Some(&b'.'))
+    // Checked when the fields were read: a bad header cannot occur here.
+    if rmp::decode::read_array_len(&mut rest).is_err() {
+        rest = &[];
+    }
+    PackedEntries { rest }
+}
+
+struct PackedEntries<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for PackedEntries<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let name = string(&mut self.rest)?;
+            let value = string(&mut self.rest)?;
+            if name.first() != Some(&b'.') {
+                return Some((name, value));
+            }
+        }
+    }
+}
+
+/// The value of field `name` in a checked packed buffer. A loop of its
+/// own, since every load looks up a field or two, stepping over the
+/// entries before it.
+fn find<'a>(packed: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    // A store's own entry is no field.
+    if name.starts_with('.') {
+        return None;
+    }
+    let mut rest = packed;
+    rmp::decode::read_array_len(&mut rest).ok()?;
+    while !rest.is_empty() {
+        let entry = string(&mut rest)?;
+        let value = string(&mut rest)?;
+        if entry == name.as_bytes() {
+            return Some(value);
+        }
+    }
+    None
 }
 
 /// The MessagePack string at the start of `rest`; moves `rest` past it.
+/// Read by hand, not with `rmp::decode::read_str_len`: a lookup steps over
+/// every entry before the one it wants, and rmp's generic reader costs
+/// several times these few comparisons.
+#[inline(always)]
 fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = rmp::decode::read_str_len(rest).ok()? as usize;
-    let (string, after) = rest.split_at_checked(len)?;
+    let (&marker, after) = rest.split_first()?;
+    let (len, after) = match marker {
+        0xa0..=0xbf => (usize::from(marker & 0x1f), after),
+        0xd9 => {
+            let (&len, after) = after.split_first()?;
+            (usize::from(len), after)
+        }
+        0xda => {
+            let (len, after) = after.split_first_chunk()?;
+            (usize::from(u16::from_be_bytes(*len)), after)
+        }
+        0xdb => {
+            let (len, after) = after.split_first_chunk()?;
+            (usize::try_from(u32::from_be_bytes(*len)).ok()?, after)
+        }
+        _ => return None,
+    };
+    let (string, after) = after.split_at_checked(len)?;
     *rest = after;
     Some(string)
 }
@@ -278,11 +333,14 @@ mod tests {
 
     #[test]
     fn packed_fields_read_like_a_map_and_hand_over_the_store_entries() {
-        let long = "v".repeat(300);
+        // Strings of every MessagePack width: fix, 8, 16 and 32 bits.
+        let (mid, long, huge) = ("m".repeat(40), "v".repeat(300), "h".repeat(70_000));
         let bytes = packed(&[
             (b"cart", b"[1]"),
             (b".owner", b"ann"),
             (b"empty", b""),
+            (b"mid", mid.as_bytes()),
+            (b"huge", huge.as_bytes()),
             (b"long", long.as_bytes()),
             (b"\xff", b"not a name"),
             (b".v", b"3"),
@@ -302,18 +360,22 @@ mod tests {
         );
         assert_eq!(fields.get("cart").as_deref(), Some(&b"[1]"[..]));
         assert_eq!(fields.get("long").as_deref(), Some(long.as_bytes()));
+        assert_eq!(fields.get("mid").as_deref(), Some(mid.as_bytes()));
+        assert_eq!(fields.get("huge").as_deref(), Some(huge.as_bytes()));
         assert_eq!(fields.get(".owner"), None);
         assert_eq!(fields.get("car"), None);
         assert!(fields.contains_key("empty") && !fields.contains_key(".v"));
-        assert_eq!(fields.len(), 3);
-        assert_eq!(
-            fields,
-            map(&[("cart", "[1]"), ("empty", ""), ("long", &long)])
-        );
-        assert_ne!(
-            fields,
-            map(&[("cart", "[2]"), ("empty", ""), ("long", &long)])
-        );
+        assert_eq!(fields.len(), 5);
+        let others = [
+            ("empty", ""),
+            ("mid", &*mid),
+            ("huge", &*huge),
+            ("long", &*long),
+        ];
+        let expected = map(&[[("cart", "[1]")].as_slice(), &others].concat());
+        assert_eq!(fields, expected);
+        let changed = map(&[[("cart", "[2]")].as_slice(), &others].concat());
+        assert_ne!(fields, changed);
     }
 
     #[test]
