@@ -181,15 +181,20 @@ impl FromIterator<(Arc<str>, Bytes)> for Fields {
 
 const MALFORMED: &str = "the packed session fields are malformed";
 
+/// The entries of a checked packed buffer: what follows the array's header.
+fn body(packed: &[u8]) -> &[u8] {
+    let mut rest = packed;
+    match rmp::decode::read_array_len(&mut rest) {
+        Ok(_) => rest,
+        // Checked when the fields were read: this cannot occur.
+        Err(_) => &[],
+    }
+}
+
 /// The fields of a checked packed buffer, names and values as slices of it;
 /// the store's own entries are skipped.
-fn packed_entries(packed: &Bytes) -> PackedEntries<'_> {
-    let mut rest: &[u8] = packed;
-    // Checked when the fields were read: a bad header cannot occur here.
-    if rmp::decode::read_array_len(&mut rest).is_err() {
-        rest = &[];
-    }
-    PackedEntries { rest }
+fn packed_entries(packed: &[u8]) -> PackedEntries<'_> {
+    PackedEntries { rest: body(packed) }
 }
 
 struct PackedEntries<'a> {
@@ -218,8 +223,7 @@ fn find<'a>(packed: &'a [u8], name: &str) -> Option<&'a [u8]> {
     if name.starts_with('.') {
         return None;
     }
-    let mut rest = packed;
-    rmp::decode::read_array_len(&mut rest).ok()?;
+    let mut rest = body(packed);
     while !rest.is_empty() {
         let entry = string(&mut rest)?;
         let value = string(&mut rest)?;
