@@ -525,7 +525,7 @@ impl Owned for ChangeSet {
 fn fields(pairs: &[(&str, &str)]) -> session::store::Fields {
     pairs
         .iter()
-        .map(|(name, value)| (Arc::from(*name), Bytes::copy_from_slice(value.as_bytes())))
+        .map(|(name, value)| (*name, Bytes::copy_from_slice(value.as_bytes())))
         .collect()
 }
 

@@ -154,7 +154,7 @@ fn session_of(sealed: Sealed) -> Option<StoredSession> {
     let fields = sealed
         .fields
         .into_iter()
-        .map(|(name, value)| Some((Arc::from(name), Bytes::from(STANDARD.decode(value).ok()?))))
+        .map(|(name, value)| Some((name, Bytes::from(STANDARD.decode(value).ok()?))))
         .collect::<Option<_>>()?;
     Some(StoredSession {
         fields: Arc::new(fields),

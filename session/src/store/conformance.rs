@@ -166,7 +166,7 @@ async fn field_values_round_trip_byte_for_byte(store: &dyn SessionStore) {
     let expected: Fields = change
         .set
         .iter()
-        .map(|(name, value)| (Arc::from(*name), value.clone()))
+        .map(|(name, value)| (*name, value.clone()))
         .collect();
     assert_eq!(
         *record.fields, expected,
@@ -1258,7 +1258,7 @@ impl Settings for ChangeSet {
 fn fields(pairs: &[(&str, &str)]) -> Fields {
     pairs
         .iter()
-        .map(|(name, value)| (Arc::from(*name), Bytes::copy_from_slice(value.as_bytes())))
+        .map(|(name, value)| (*name, Bytes::copy_from_slice(value.as_bytes())))
         .collect()
 }
 

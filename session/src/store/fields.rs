@@ -173,9 +173,15 @@ impl fmt::Debug for Fields {
     }
 }
 
-impl FromIterator<(Arc<str>, Bytes)> for Fields {
-    fn from_iter<I: IntoIterator<Item = (Arc<str>, Bytes)>>(fields: I) -> Self {
-        Self(Repr::Map(fields.into_iter().collect()))
+/// Names are interned as [`Fields::insert`] does, so no store building a
+/// record allocates the names of a struct's fields.
+impl<N: AsRef<str>> FromIterator<(N, Bytes)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (N, Bytes)>>(fields: I) -> Self {
+        let map = fields
+            .into_iter()
+            .map(|(name, value)| (field_name(name.as_ref()), value))
+            .collect();
+        Self(Repr::Map(map))
     }
 }
 
@@ -269,7 +275,7 @@ fn utf8(name: &[u8]) -> Option<&str> {
 /// A field's name as a record holds it. Names come from the application's
 /// structs, so each thread keeps the few it has met and hands out shared
 /// copies: loading a wide session allocates none of its names.
-pub(crate) fn field_name(name: &str) -> Arc<str> {
+fn field_name(name: &str) -> Arc<str> {
     /// Names a thread keeps at most; past it, names are allocated per use, so
     /// a store shared with other software cannot grow the cache unbounded.
     const KEPT: usize = 256;
@@ -331,7 +337,7 @@ mod tests {
     fn map(entries: &[(&str, &str)]) -> Fields {
         entries
             .iter()
-            .map(|(name, value)| (field_name(name), Bytes::copy_from_slice(value.as_bytes())))
+            .map(|(name, value)| (*name, Bytes::copy_from_slice(value.as_bytes())))
             .collect()
     }
 

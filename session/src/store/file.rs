@@ -151,7 +151,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::{
-    field_name, BoxError, ChangeSet, Created, ExpiredCleanup, Fields, Moved, OwnedSession, Record,
+    BoxError, ChangeSet, Created, ExpiredCleanup, Fields, Moved, OwnedSession, Record,
     SessionStore, StoredSession, Updated,
 };
 use crate::StoreKey;
@@ -1050,7 +1050,7 @@ impl SessionFile {
             .into_iter()
             .map(|(field, value)| {
                 let value = STANDARD.decode(value).ok()?;
-                Some((field_name(&field), Bytes::from(value)))
+                Some((field, Bytes::from(value)))
             })
             .collect::<Option<Fields>>()?;
         Some(StoredSession {

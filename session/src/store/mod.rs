@@ -54,8 +54,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub(crate) use fields::no_fields;
 pub use fields::Fields;
-pub(crate) use fields::{field_name, no_fields};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryStore, MemoryStoreFull};
 pub use open::open;

@@ -101,7 +101,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 
-use super::{field_name, BoxError, ChangeSet, Expiry, Fields, OwnedSession, Record, Update};
+use super::{BoxError, ChangeSet, Expiry, Fields, OwnedSession, Record, Update};
 use crate::{Error, StoreKey};
 
 /// A session store on the database `DB`: `PostgresStore`, `MySqlStore` or
@@ -335,7 +335,7 @@ fn fields(data: &str) -> Result<Fields, CorruptData> {
         .into_iter()
         .map(|(name, value)| {
             let value = STANDARD.decode(value).map_err(|_| CorruptData)?;
-            Ok((field_name(&name), Bytes::from(value)))
+            Ok((name, Bytes::from(value)))
         })
         .collect()
 }
