@@ -238,3 +238,42 @@ async fn a_missing_layer_is_a_clear_rejection() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("not wrapped in a SessionLayer"), "{body}");
 }
+
+/// A service inside the layer that fails with an error instead of a
+/// response (what a timeout layer does) after its handler logged the user
+/// out: the logout must take effect all the same.
+#[tokio::test]
+async fn a_failing_inner_service_still_commits() {
+    use tower::{Layer, Service};
+
+    let store = Recording::new();
+    let manager = SessionManager::new(store.clone(), SessionConfig::default()).unwrap();
+    let app = app(&store);
+    let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    let key = match store.take_writes().as_slice() {
+        [Call::Create(key, _)] => key.clone(),
+        writes => panic!("one create, got {writes:?}"),
+    };
+
+    let logout_then_fail = tower::service_fn(|request: Request<Body>| async move {
+        let session = request
+            .extensions()
+            .get::<session::RequestSession>()
+            .unwrap()
+            .session::<Counter>()
+            .await
+            .unwrap();
+        session.destroy();
+        Err::<axum::response::Response, &str>("timed out")
+    });
+    let mut service = SessionLayer::from_manager(manager).layer(logout_then_fail);
+    let request = Request::get("/logout")
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    let answered = service.call(request).await;
+    assert_eq!(answered.unwrap_err(), "timed out", "the error goes on as it is");
+    assert_eq!(store.take_writes(), vec![Call::Delete(key.clone())]);
+    assert_eq!(store.peek(&key).await, None, "the session outlived its logout");
+}

@@ -912,3 +912,37 @@ async fn a_value_that_cannot_be_encoded_fails_the_commit_and_loses_nothing() {
         "the first field was kept"
     );
 }
+
+#[tokio::test]
+async fn no_live_session_gets_a_cookie_the_browser_drops_at_once() {
+    let config = SessionConfig::default().max_age(Duration::from_millis(500));
+    assert!(matches!(
+        SessionManager::new(Recording::new(), config),
+        Err(Error::InvalidConfig {
+            option: "max_age",
+            ..
+        })
+    ));
+
+    let (_, mut browser) = setup(SessionConfig::default());
+    let cookie = visit(&mut browser, |shop| {
+        shop.set_visits(1);
+        shop.set_max_age(Some(Duration::from_millis(100)));
+    })
+    .await
+    .unwrap();
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(1));
+    visit(&mut browser, |shop| {
+        assert_eq!(shop.max_age(), Duration::from_secs(1));
+        assert_eq!(shop.visits(), 1, "the session lives as long as its cookie");
+    })
+    .await;
+
+    // Zero is "expire now": the session ends and so does the cookie.
+    let cookie = visit(&mut browser, |shop| shop.set_max_age(Some(Duration::ZERO)))
+        .await
+        .unwrap();
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(0));
+    browser.cookie = Some(cookie.value().to_owned());
+    visit(&mut browser, |shop| assert!(shop.is_new())).await;
+}

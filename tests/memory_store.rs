@@ -1,5 +1,6 @@
 //! The memory store passes the store conformance suite, frees expired
-//! sessions by itself, and holds no more than its cap.
+//! sessions by itself, and holds no more than its cap, evicting anonymous
+//! sessions before logged-in ones.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use session::store::{
 };
 use session::{MemoryStore, SessionStore, StoreKey};
 
+const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(60 * 60);
 /// A lifetime that is over once [`EXPIRY_WAIT`] has passed.
 const BLINK: Duration = Duration::from_millis(1);
@@ -58,54 +60,122 @@ async fn expired_sessions_are_freed_without_a_cleanup_call() {
 }
 
 #[tokio::test]
-async fn a_full_store_refuses_new_sessions_and_still_serves_its_own() {
-    let store = MemoryStore::new().max_sessions(2);
-    create(&store, "a", &lasting(HOUR)).await;
-    create(&store, "b", &lasting(HOUR)).await;
-    let error = store
-        .create(&key("c"), &lasting(HOUR))
-        .await
-        .expect_err("a create beyond max_sessions must fail");
-    let full = error
-        .downcast_ref::<MemoryStoreFull>()
-        .unwrap_or_else(|| panic!("the error of a full store is not MemoryStoreFull: {error}"));
-    assert_eq!(full.max, 2, "MemoryStoreFull names another cap");
-    assert_eq!(store.len(), 2, "a refused create changed the count");
-    assert_eq!(
-        store.load(&key("c")).await.unwrap(),
-        None,
-        "a refused create stored the session"
-    );
+async fn a_full_store_evicts_the_anonymous_sessions_closest_to_expiry_first() {
+    let store = MemoryStore::new().max_sessions(3);
+    let owned = |lifetime| ChangeSet {
+        owner: Update::Set(Some(Arc::from("ann"))),
+        ..lasting(lifetime)
+    };
+    // The logged-in session expires first, yet it is the last to go.
+    create(&store, "owned", &owned(MINUTE)).await;
+    create(&store, "anonymous-soon", &lasting(2 * MINUTE)).await;
+    create(&store, "anonymous-late", &lasting(HOUR)).await;
+
+    create(&store, "new", &lasting(HOUR)).await;
+    assert_eq!(store.len(), 3, "the cap was passed");
+    assert!(!live(&store, "anonymous-soon").await, "the wrong session was evicted");
+    assert!(live(&store, "owned").await && live(&store, "anonymous-late").await && live(&store, "new").await);
 
     // At the cap, the sessions it holds still update and move.
     assert!(matches!(
-        store.update(&key("a"), &lasting(HOUR)).await.unwrap(),
+        store.update(&key("owned"), &lasting(HOUR)).await.unwrap(),
         Updated::Written(_)
     ));
-    let seen = store.load(&key("a")).await.unwrap().unwrap();
-    assert!(matches!(
-        store
-            .rekey(&key("a"), &key("a2"), &lasting(HOUR), &seen)
-            .await
-            .unwrap(),
-        Moved::Written(_)
-    ));
-    assert_eq!(store.len(), 2, "a rekey at the cap changed the count");
+    rekey(&store, "owned", "owned-moved").await;
+    assert_eq!(store.len(), 3, "a rekey at the cap changed the count");
 
-    // A delete makes room.
-    store.delete(&key("b")).await.unwrap();
-    create(&store, "c", &lasting(HOUR)).await;
-    assert_eq!(store.len(), 2);
+    // Only once no anonymous session is left does an owned one go.
+    create(&store, "newer", &owned(HOUR)).await;
+    create(&store, "newest", &owned(HOUR)).await;
+    assert!(live(&store, "owned-moved").await, "an owned session went before an anonymous one");
+    create(&store, "last", &owned(HOUR)).await;
+    assert!(!live(&store, "owned-moved").await, "the owned session closest to expiry stayed");
+    assert_eq!(
+        store.list_owned("ann").await.unwrap().len(),
+        3,
+        "an evicted session is still listed"
+    );
+
+    let error = MemoryStore::new()
+        .max_sessions(0)
+        .create(&key("none"), &lasting(HOUR))
+        .await
+        .expect_err("a store without room must refuse");
+    let full = error
+        .downcast_ref::<MemoryStoreFull>()
+        .unwrap_or_else(|| panic!("the error of a full store is not MemoryStoreFull: {error}"));
+    assert_eq!(full.max, 0, "MemoryStoreFull names another cap");
+}
+
+/// The attack the default cap exists for: anyone can make anonymous
+/// sessions, as many as they like.
+#[tokio::test]
+async fn a_flood_of_anonymous_sessions_logs_nobody_out_and_locks_nobody_out() {
+    let store = MemoryStore::new();
+    let owned = ChangeSet {
+        owner: Update::Set(Some(Arc::from("ann"))),
+        ..lasting(MINUTE)
+    };
+    for n in 0..8 {
+        create(&store, &format!("logged-in-{n}"), &owned).await;
+    }
+    for n in 0..MemoryStore::DEFAULT_MAX_SESSIONS + 5_000 {
+        create(&store, &format!("flood-{n}"), &lasting(HOUR)).await;
+    }
+    // Full, less at most one batch of evictions (a sixty-fourth).
+    let max = MemoryStore::DEFAULT_MAX_SESSIONS;
+    assert!(
+        (max - max / 64..=max).contains(&store.len()),
+        "{} sessions held under the default cap",
+        store.len()
+    );
+    assert_eq!(
+        store.list_owned("ann").await.unwrap().len(),
+        8,
+        "the flood evicted a logged-in session"
+    );
+    create(&store, "a-new-login", &owned).await;
+    assert_eq!(store.list_owned("ann").await.unwrap().len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_holds_exactly_when_creates_race() {
+    const MAX: usize = 50;
+    let store = Arc::new(MemoryStore::new().max_sessions(MAX));
+    let creators: Vec<_> = (0..4)
+        .map(|task| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for n in 0..500 {
+                    let name = format!("race-{task}-{n}");
+                    store.create(&key(&name), &lasting(HOUR)).await.unwrap();
+                    assert!(store.len() <= MAX, "{} sessions held", store.len());
+                }
+            })
+        })
+        .collect();
+    for creator in creators {
+        creator.await.unwrap();
+    }
+    let mut live = 0;
+    for task in 0..4 {
+        for n in 0..500 {
+            let name = format!("race-{task}-{n}");
+            live += usize::from(store.load(&key(&name)).await.unwrap().is_some());
+        }
+    }
+    assert!(live <= MAX, "{live} sessions live under a cap of {MAX}");
+    assert_eq!(store.len(), live, "len disagrees with the sessions held");
 }
 
 #[tokio::test]
 async fn a_full_store_accepts_a_session_once_an_expired_one_can_be_swept() {
     // The default sweep period (a minute) never comes due here: only the
-    // sweep of a full store, at most once a second, can make room.
+    // sweep of a full store can make room, and it comes before any eviction.
     let store = MemoryStore::new().max_sessions(2);
     create(&store, "live", &lasting(HOUR)).await;
     create(&store, "short-lived", &lasting(BLINK)).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(EXPIRY_WAIT).await;
     create(&store, "new", &lasting(HOUR)).await;
     assert_eq!(
         store.len(),
@@ -202,6 +272,10 @@ async fn len_follows_every_write() {
         "{} sessions left after deleting all",
         store.len()
     );
+}
+
+async fn live(store: &MemoryStore, name: &str) -> bool {
+    store.load(&key(name)).await.unwrap().is_some()
 }
 
 fn key(name: &str) -> StoreKey {

@@ -17,6 +17,9 @@ use crate::lifecycle::{LoadedSession, RequestSession};
 use crate::store::MAX_LIFETIME;
 
 const ONE_DAY: Duration = Duration::from_secs(24 * 60 * 60);
+/// The shortest lifetime a live session may have: its cookie's `Max-Age`
+/// counts whole seconds, and `Max-Age=0` makes a browser drop it at once.
+pub(crate) const MIN_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// How sessions live and how their cookie looks. Start from
 /// [`SessionConfig::default()`] and change what you need:
@@ -143,7 +146,7 @@ impl SessionConfig {
     }
 
     /// How long a session lives after its last write (default one day, at
-    /// most 400 days). With [`rolling`](Self::rolling) or
+    /// least one second, at most 400 days). With [`rolling`](Self::rolling) or
     /// [`renew`](Self::renew), reads extend it too.
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = max_age.min(MAX_LIFETIME);
@@ -334,8 +337,11 @@ impl SessionConfig {
     /// naming the option.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let invalid = |option, reason| Err(Error::InvalidConfig { option, reason });
-        if self.max_age.is_zero() {
-            return invalid("max_age", "must be longer than zero");
+        if self.max_age < MIN_MAX_AGE {
+            return invalid(
+                "max_age",
+                "must be at least one second: a cookie's `Max-Age` counts whole seconds",
+            );
         }
         if !(400..=599).contains(&self.store_failure_status) {
             return invalid(

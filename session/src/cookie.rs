@@ -196,8 +196,10 @@ pub(crate) fn session_cookie(
     let mut cookie = base_cookie(config, value);
     if let Some(ttl) = ttl {
         // Whole seconds, as `Max-Age` counts them; a store's clock may leave
-        // a remainder.
-        let seconds = ttl.as_secs() + u64::from(ttl.subsec_millis() >= 500);
+        // a remainder. A live session never gets `Max-Age=0`, which makes
+        // the browser drop the cookie at once.
+        let rounded = ttl.as_secs() + u64::from(ttl.subsec_millis() >= 500);
+        let seconds = if ttl.is_zero() { 0 } else { rounded.max(1) };
         let ttl = cookie::time::Duration::try_from(Duration::from_secs(seconds))
             .unwrap_or(cookie::time::Duration::MAX);
         // `Max-Age` only: it overrides `Expires` (RFC 6265, 5.3) in every

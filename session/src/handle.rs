@@ -85,7 +85,9 @@ impl<T: SessionData> Session<T> {
     /// reloads; it also makes the cookie persistent when the configuration asks
     /// for browser-session cookies. `None` returns to the configured value.
     /// Lifetimes beyond 400 days, the most a browser keeps a cookie, are cut
-    /// to 400 days.
+    /// to 400 days; lifetimes under a second (a cookie's `Max-Age` counts
+    /// whole seconds) are raised to one second. Zero ends the session at the
+    /// commit, as [`destroy`](Self::destroy) does.
     pub fn set_max_age(&self, max_age: Option<Duration>) {
         self.request().set_max_age(max_age);
     }

@@ -59,15 +59,11 @@ impl StoreKey {
     }
 }
 
+/// Shows the key's [`PublicId`], never the key: nothing the crate prints or
+/// logs names a stored session by a key its store would recognise.
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for StoreKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "StoreKey(public id {})", PublicId::of(self))
     }
 }
 
@@ -170,6 +166,14 @@ mod tests {
         assert!(key.as_str().starts_with("app:"));
         assert!(!key.as_str().contains("visible-id"));
         assert_eq!(key, StoreKey::for_id("app:", &id));
+    }
+
+    #[test]
+    fn store_keys_print_no_key() {
+        let key = StoreKey::for_id("app:", &SessionId::parse("visible-id").unwrap());
+        let shown = format!("{key:?}");
+        assert!(!shown.contains(key.as_str()), "{shown}");
+        assert!(shown.contains(PublicId::of(&key).as_str()), "{shown}");
     }
 
     #[test]

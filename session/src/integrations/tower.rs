@@ -9,7 +9,11 @@
 //!
 //! The commit runs for every response, error statuses included (as
 //! koa-session does): a handler that changes the session and then answers
-//! `4xx`/`5xx` still changes it. If the commit itself fails, the response is
+//! `4xx`/`5xx` still changes it. It also runs when the inner service fails
+//! with an error instead of a response (a timeout layer inside this one,
+//! say), so a `destroy()` or a revocation still takes effect; the error
+//! then goes on unchanged, and a cookie the commit prepared is logged as
+//! undelivered, since no response carries it. If the commit itself fails, the response is
 //! replaced by a bare error, so a client is never told a change landed when
 //! it did not: the configured
 //! [`store_failure_status`](crate::SessionConfig::store_failure_status)
@@ -98,6 +102,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
     ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
@@ -120,8 +125,17 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let manager = self.manager.clone();
         Box::pin(async move {
-            let mut response = inner.call(request).await?;
+            let answered = inner.call(request).await;
+            // Committed whatever the inner service answered: a logout or a
+            // revocation must not be undone by a timeout layer inside this one.
             let finished = session.finish().await;
+            let mut response = match answered {
+                Ok(response) => response,
+                Err(error) => {
+                    undeliverable(finished);
+                    return Err(error);
+                }
+            };
             if let Err(error) = finished.result {
                 tracing::error!(
                     error = &error as &dyn std::error::Error,
@@ -143,6 +157,22 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+/// Logs what a commit after a failed inner service could not say: there is
+/// no response to carry its cookie or its failure, only the service's error.
+fn undeliverable(finished: crate::Finished) {
+    if let Err(error) = finished.result {
+        tracing::error!(
+            error = &error as &dyn std::error::Error,
+            "session commit failed"
+        );
+    }
+    if finished.cookie.is_some() {
+        tracing::warn!(
+            "the inner service failed, so the session's cookie could not reach the client"
+        );
     }
 }
 

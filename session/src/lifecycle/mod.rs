@@ -346,7 +346,6 @@ struct RequestInner {
 }
 
 /// How a request's session ended: [`RequestSession::finish`]'s answer.
-#[derive(Debug)]
 #[must_use = "the cookie must reach the response, and a failed commit must not pass for success"]
 pub struct Finished {
     /// The `Set-Cookie` the response must carry, if any. It is there even
@@ -355,6 +354,21 @@ pub struct Finished {
     pub cookie: Option<Cookie<'static>>,
     /// Whether the final commit succeeded.
     pub result: Result<(), Error>,
+}
+
+/// The cookie's value is the session's id: shown as `..`, like every id.
+impl fmt::Debug for Finished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cookie = self.cookie.as_ref().map(|cookie| {
+            let mut shown = cookie.clone();
+            shown.set_value("..");
+            shown
+        });
+        f.debug_struct("Finished")
+            .field("cookie", &cookie)
+            .field("result", &self.result)
+            .finish()
+    }
 }
 
 impl RequestSession {

@@ -14,7 +14,7 @@ use cookie::Cookie;
 
 use super::plan::{Executed, Plan, Write};
 use super::slot::{AnySlot, Settle, Slot};
-use crate::config::SessionConfig;
+use crate::config::{SessionConfig, MIN_MAX_AGE};
 use crate::cookie::removal_cookie;
 use crate::data::SessionSchema;
 use crate::error::Error;
@@ -176,7 +176,13 @@ impl State {
     }
 
     pub(crate) fn set_max_age(&mut self, max_age: Option<Duration>) {
-        self.max_age = max_age.map(|max_age| max_age.min(MAX_LIFETIME));
+        // Zero ends the session at the commit; anything shorter than a
+        // second would issue a live session a cookie the browser drops.
+        let lifetime = |max_age: Duration| match max_age.is_zero() {
+            true => max_age,
+            false => max_age.clamp(MIN_MAX_AGE, MAX_LIFETIME),
+        };
+        self.max_age = max_age.map(lifetime);
         self.max_age_dirty = true;
     }
 

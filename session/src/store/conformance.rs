@@ -128,6 +128,7 @@ async fn run_races(racers: Racers<'_>) {
     concurrent_rekeys_of_one_session_have_exactly_one_winner(racers).await;
     an_update_racing_a_delete_never_brings_the_session_back(racers).await;
     an_update_racing_a_rekey_lands_in_the_moved_session_or_is_gone(racers).await;
+    delete_owned_racing_rekeys_ends_every_session_of_the_owner(racers).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -662,7 +663,7 @@ async fn delete_owned_deletes_every_session_of_the_owner_and_counts_them(store: 
         "delete_owned must count the sessions it deleted"
     );
     for key in &owned {
-        assert_gone(store, key, &format!("delete_owned left {key} behind")).await;
+        assert_gone(store, key, &format!("delete_owned left {key:?} behind")).await;
     }
     assert_owned(store, &owner, &[], "the owner after delete_owned").await;
     load(store, &others, "another owner's session after delete_owned").await;
@@ -950,6 +951,62 @@ async fn an_update_racing_a_rekey_lands_in_the_moved_session_or_is_gone(racers: 
             *record.fields, expected,
             "round {round}: an update racing a rekey reported {update:?}, but the moved session disagrees (a written update must move with the session, a gone one must not land)"
         );
+    }
+}
+
+/// "Log out everywhere" against a stolen cookie that keeps regenerating:
+/// each session of the owner hops to a fresh key again and again while
+/// `delete_owned` runs. Once it returns, none may be live, wherever it hopped.
+async fn delete_owned_racing_rekeys_ends_every_session_of_the_owner(racers: Racers<'_>) {
+    /// Hops a session makes at most; far more than a revocation takes.
+    const HOPS: usize = 50;
+    let store = racers.store();
+    for race in 0..10 * RACES {
+        let owner = owner("race-revoke");
+        let names: [String; TASKS - 1] = std::array::from_fn(|n| format!("race-revoke-{n}"));
+        let keys = create_owned(store, &owner, names).await;
+        let starts: Arc<Vec<StoreKey>> = Arc::new(keys.to_vec());
+        let hops = Arc::new(AtomicU64::new(0));
+        let racing_owner = Arc::clone(&owner);
+        let visited = racers
+            .race(TASKS, move |store, task| {
+                let (owner, starts) = (Arc::clone(&racing_owner), Arc::clone(&starts));
+                let hops = Arc::clone(&hops);
+                Box::pin(async move {
+                    if task == 0 {
+                        // Revokes once the sessions are on the move.
+                        while hops.load(Ordering::Relaxed) < (TASKS - 1 + race % 4) as u64 {
+                            tokio::task::yield_now().await;
+                        }
+                        store.delete_owned(&owner, None).await.unwrap();
+                        return Vec::new();
+                    }
+                    let mut at = starts[task - 1].clone();
+                    let mut visited = vec![at.clone()];
+                    for _ in 0..HOPS {
+                        let Some(seen) = store.load(&at).await.unwrap() else {
+                            break;
+                        };
+                        let to = key("race-revoke-hop");
+                        let hop = changes(&[("hop", "1")], &[], HOUR);
+                        visited.push(to.clone());
+                        match rekey_seen(store, &at, &to, &hop, &seen).await {
+                            Moved::Written(_) => at = to,
+                            Moved::Gone | Moved::KeyTaken => break,
+                        }
+                        hops.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                    visited
+                })
+            })
+            .await;
+        for key in visited.iter().flatten() {
+            let what = format!("race {race}: a session hopping to {key:?} survived delete_owned");
+            assert_gone(store, key, &what).await;
+        }
+        let what = format!("race {race}: the owner after delete_owned raced rekeys");
+        assert_owned(store, &owner, &[], &what).await;
     }
 }
 
@@ -1292,7 +1349,7 @@ fn whole(seen: &Record, changes: &ChangeSet) -> Record {
 async fn created(store: &dyn SessionStore, key: &StoreKey, changes: &ChangeSet) -> Expiry {
     match store.create(key, changes).await.unwrap() {
         Created::Written(expiry) => expiry,
-        Created::KeyTaken => panic!("create of {key}: a fresh key reported KeyTaken"),
+        Created::KeyTaken => panic!("create of {key:?}: a fresh key reported KeyTaken"),
     }
 }
 
@@ -1303,7 +1360,7 @@ async fn create_and_load(
     changes: &ChangeSet,
 ) -> (Expiry, Record) {
     let expiry = created(store, key, changes).await;
-    let record = load(store, key, &format!("the session just created under {key}")).await;
+    let record = load(store, key, &format!("the session just created under {key:?}")).await;
     (expiry, record)
 }
 
@@ -1562,7 +1619,7 @@ fn entry(listed: Vec<OwnedSession>, key: &StoreKey, what: &str) -> OwnedSession 
     listed
         .into_iter()
         .find(|session| session.key == *key)
-        .unwrap_or_else(|| panic!("{what}: {key} is not listed"))
+        .unwrap_or_else(|| panic!("{what}: {key:?} is not listed"))
 }
 
 /// `created_at <= updated_at < expires_at`, and the session lives about

@@ -122,7 +122,7 @@ impl Fields {
         mut entry: impl FnMut(&[u8], &[u8]) -> Result<(), BoxError>,
     ) -> Result<Self, BoxError> {
         let mut rest: &[u8] = &packed;
-        let len = rmp::decode::read_array_len(&mut rest).map_err(|_| MALFORMED)?;
+        let len = array_len(&mut rest).ok_or(MALFORMED)?;
         if len % 2 != 0 {
             return Err(MALFORMED.into());
         }
@@ -190,11 +190,31 @@ const MALFORMED: &str = "the packed session fields are malformed";
 /// The entries of a checked packed buffer: what follows the array's header.
 fn body(packed: &[u8]) -> &[u8] {
     let mut rest = packed;
-    match rmp::decode::read_array_len(&mut rest) {
-        Ok(_) => rest,
+    match array_len(&mut rest) {
+        Some(_) => rest,
         // Checked when the fields were read: this cannot occur.
-        Err(_) => &[],
+        None => &[],
     }
+}
+
+/// The length of the MessagePack array whose header starts `rest`; moves
+/// `rest` past the header.
+fn array_len(rest: &mut &[u8]) -> Option<usize> {
+    let (&marker, after) = rest.split_first()?;
+    let (len, after) = match marker {
+        0x90..=0x9f => (usize::from(marker & 0x0f), after),
+        0xdc => {
+            let (len, after) = after.split_first_chunk()?;
+            (usize::from(u16::from_be_bytes(*len)), after)
+        }
+        0xdd => {
+            let (len, after) = after.split_first_chunk()?;
+            (usize::try_from(u32::from_be_bytes(*len)).ok()?, after)
+        }
+        _ => return None,
+    };
+    *rest = after;
+    Some(len)
 }
 
 /// The fields of a checked packed buffer, names and values as slices of it;
@@ -386,6 +406,28 @@ mod tests {
         assert_eq!(fields, expected);
         let changed = map(&[[("cart", "[2]")].as_slice(), &others].concat());
         assert_ne!(fields, changed);
+    }
+
+    #[test]
+    fn packed_arrays_of_every_header_width_read() {
+        // 40 fields need a 16-bit header; rmp writes the smallest one, so the
+        // 32-bit header of the same entries is written by hand.
+        let names: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+        let entries: Vec<(&[u8], &[u8])> = names
+            .iter()
+            .map(|name| (name.as_bytes(), &b"1"[..]))
+            .collect();
+        let array16 = packed(&entries);
+        assert_eq!(array16[0], 0xdc);
+        let mut array32 = vec![0xdd, 0, 0, 0, 80];
+        array32.extend_from_slice(&array16[3..]);
+        let fix = packed(&entries[..7]);
+        assert_eq!(fix[0], 0x9e);
+        for (bytes, len) in [(fix, 7), (array16, 40), (Bytes::from(array32), 40)] {
+            let fields = Fields::packed(bytes, |_, _| Ok(())).unwrap();
+            assert_eq!(fields.len(), len);
+            assert_eq!(fields.get("f6").as_deref(), Some(&b"1"[..]));
+        }
     }
 
     #[test]

@@ -15,8 +15,9 @@ use crate::StoreKey;
 
 /// How often writes sweep expired sessions out by default.
 const SWEEP_PERIOD: Duration = Duration::from_secs(60);
-/// A full store sweeps before refusing a session, at most this often.
-const FULL_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// A full store evicts this share of its cap at once, so that a flood of
+/// new sessions pays for one scan per batch rather than one per session.
+const EVICTION_BATCH_DIVISOR: usize = 64;
 
 /// Keys are SHA-256 digests, uniform whatever ids clients send, so they are
 /// hashed with foldhash (seeded per process), a few times cheaper than
@@ -30,27 +31,41 @@ type Shard = HashMap<StoreKey, StoredSession, KeyHasher>;
 ///
 /// It frees expired sessions by itself: a write that finds the last sweep
 /// older than a minute sweeps them out, so memory follows the live sessions
-/// without a clean-up task. [`max_sessions`](Self::max_sessions) caps them.
-/// Sessions do not survive a restart and are not shared between processes.
+/// without a clean-up task. Sessions do not survive a restart and are not
+/// shared between processes.
+///
+/// # Bounded
+///
+/// The store holds at most [`max_sessions`](Self::max_sessions) sessions
+/// ([`DEFAULT_MAX_SESSIONS`](Self::DEFAULT_MAX_SESSIONS) unless set), exactly,
+/// however many creates race. A create that finds it full first sweeps out
+/// the expired sessions, then evicts a batch (a sixty-fourth of the cap) of
+/// the sessions closest to expiry, *anonymous ones first*: a session bound
+/// to an owner (a logged-in user) is evicted only when no anonymous one is
+/// left. So a flood of anonymous visitors can push out other anonymous
+/// sessions, but cannot lock anyone out or log anyone out.
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     hasher: KeyHasher,
-    /// Live and not yet swept sessions.
+    /// Live and not yet swept sessions, plus creates that reserved room and
+    /// have not stored theirs yet.
     len: AtomicUsize,
     /// Keys of the sessions bound to each owner. Always locked after a shard,
     /// never before one.
     owners: Mutex<HashMap<Arc<str>, HashSet<StoreKey>>>,
-    max_sessions: Option<usize>,
+    max_sessions: usize,
+    /// Held by the one create that evicts; the others wait for its room.
+    evicting: Mutex<()>,
     sweep_period: Duration,
     /// When the last sweep started, in milliseconds since the Unix epoch.
     last_sweep: AtomicU64,
 }
 
-/// [`MemoryStore::max_sessions`] live sessions exist already, so a new one
-/// was refused.
+/// The memory store could not make room for a new session (its cap is zero,
+/// or other creates took the room it made): the new one was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("the memory store holds its maximum of {max} live sessions")]
+#[error("the memory store holds its maximum of {max} sessions")]
 pub struct MemoryStoreFull {
     /// The configured maximum.
     pub max: usize,
@@ -63,7 +78,12 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store without a cap.
+    /// The cap of a store made with [`new`](Self::new): about 50 MB of
+    /// sessions of a few small fields each.
+    pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+
+    /// An empty store holding at most
+    /// [`DEFAULT_MAX_SESSIONS`](Self::DEFAULT_MAX_SESSIONS).
     pub fn new() -> Self {
         let parallelism = std::thread::available_parallelism().map_or(4, usize::from);
         let shards = (parallelism * 4).next_power_of_two();
@@ -72,17 +92,18 @@ impl MemoryStore {
             hasher: KeyHasher::default(),
             len: AtomicUsize::new(0),
             owners: Mutex::default(),
-            max_sessions: None,
+            max_sessions: Self::DEFAULT_MAX_SESSIONS,
+            evicting: Mutex::default(),
             sweep_period: SWEEP_PERIOD,
             last_sweep: AtomicU64::new(millis(SystemTime::now())),
         }
     }
 
-    /// Refuses new sessions with [`MemoryStoreFull`] once `max` live sessions
-    /// exist (expired ones are swept out first), so a flood of new visitors
-    /// cannot exhaust memory.
+    /// Holds at most `max` sessions, evicting as the [type's docs](Self#bounded)
+    /// say to make room for new ones, so a flood of new visitors can
+    /// exhaust neither memory nor the room for logged-in users.
     pub fn max_sessions(mut self, max: usize) -> Self {
-        self.max_sessions = Some(max);
+        self.max_sessions = max;
         self
     }
 
@@ -168,16 +189,76 @@ impl MemoryStore {
         swept
     }
 
-    /// Whether one more session fits under the cap.
-    fn has_room(&self, now: SystemTime) -> bool {
-        let Some(max) = self.max_sessions else {
-            return true;
-        };
-        if self.len() < max {
-            return true;
+    /// Reserves room for one more session under the cap: counted at once,
+    /// so that racing creates can never pass the cap together.
+    fn reserve(&self) -> bool {
+        let max = self.max_sessions;
+        self.len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
+                (len < max).then_some(len + 1)
+            })
+            .is_ok()
+    }
+
+    /// Room for one new session, making it if the store is full.
+    fn make_room(&self, now: SystemTime) -> Result<(), MemoryStoreFull> {
+        if self.reserve() {
+            return Ok(());
         }
-        self.sweep_if_due(now, FULL_SWEEP_PERIOD);
-        self.len() < max
+        let _one_evicts = lock(&self.evicting);
+        // Another create may have made room while this one waited.
+        if self.reserve() {
+            return Ok(());
+        }
+        self.last_sweep.store(millis(now), Ordering::Relaxed);
+        self.sweep(now);
+        if self.reserve() {
+            return Ok(());
+        }
+        self.evict();
+        match self.reserve() {
+            true => Ok(()),
+            false => Err(MemoryStoreFull {
+                max: self.max_sessions,
+            }),
+        }
+    }
+
+    /// Deletes a batch of the sessions closest to expiry, anonymous ones
+    /// before owned ones.
+    fn evict(&self) {
+        let batch = (self.max_sessions / EVICTION_BATCH_DIVISOR).max(1);
+        let mut candidates: Vec<(bool, SystemTime, StoreKey)> = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            let sessions = shard.iter();
+            candidates.extend(sessions.map(|(key, session)| {
+                (session.owner.is_some(), session.expires_at, key.clone())
+            }));
+        }
+        if candidates.len() > batch {
+            candidates.select_nth_unstable(batch - 1);
+            candidates.truncate(batch);
+        }
+        let mut evicted = 0;
+        for (owned, _, key) in candidates {
+            let mut shard = self.shard(&key);
+            // Logged in meanwhile: not the anonymous session it was chosen as.
+            if shard.get(&key).is_some_and(|s| s.owner.is_some() && !owned) {
+                continue;
+            }
+            if let Some(session) = shard.remove(&key) {
+                drop(shard);
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                self.reindex(&key, session.owner.as_ref(), None);
+                evicted += 1;
+            }
+        }
+        tracing::warn!(
+            evicted,
+            max = self.max_sessions,
+            "the memory store is full: evicted the sessions closest to expiry"
+        );
     }
 }
 
@@ -195,20 +276,22 @@ impl SessionStore for MemoryStore {
     async fn create(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Created, BoxError> {
         let now = SystemTime::now();
         self.sweep_if_due(now, self.sweep_period);
-        if !self.has_room(now) {
-            return Err(Box::new(MemoryStoreFull {
-                max: self.max_sessions.unwrap_or_default(),
-            }));
-        }
+        self.make_room(now)?;
         let session = StoredSession::create(changes, now);
         let expiry = session.expiry(now);
         let mut shard = self.shard(key);
+        // The room reserved is given back unless the session takes a new entry.
         let replaced_owner = match shard.entry(key.clone()) {
-            Entry::Occupied(entry) if entry.get().is_live(now) => return Ok(Created::KeyTaken),
-            Entry::Occupied(mut entry) => entry.insert(session.clone()).owner,
+            Entry::Occupied(entry) if entry.get().is_live(now) => {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                return Ok(Created::KeyTaken);
+            }
+            Entry::Occupied(mut entry) => {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                entry.insert(session.clone()).owner
+            }
             Entry::Vacant(entry) => {
                 entry.insert(session.clone());
-                self.len.fetch_add(1, Ordering::Relaxed);
                 None
             }
         };
@@ -311,21 +394,24 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_owned(&self, owner: &str, keep: Option<&StoreKey>) -> Result<u64, BoxError> {
-        let keys: Vec<StoreKey> = lock(&self.owners)
-            .get(owner)
-            .map(|keys| keys.iter().cloned().collect())
-            .unwrap_or_default();
+        // Every shard locked, in index order as a rekey locks its two, then
+        // the index: no write can move a session of the owner to a key this
+        // pass does not see, so none escapes "log out everywhere".
+        let mut shards: Vec<MutexGuard<'_, Shard>> = self.shards.iter().map(lock).collect();
+        let mut owners = lock(&self.owners);
+        let Some(keys) = owners.remove(owner) else {
+            return Ok(0);
+        };
         let mut deleted = 0;
-        for key in keys.iter().filter(|key| Some(*key) != keep) {
-            let mut shard = self.shard(key);
-            let owned = shard
-                .get(key)
-                .is_some_and(|session| session.owner.as_deref() == Some(owner));
-            if owned {
-                let session = shard.remove(key);
-                drop(shard);
+        for key in keys {
+            if Some(&key) == keep {
+                owners.entry(Arc::from(owner)).or_default().insert(key);
+                continue;
+            }
+            let shard = &mut shards[self.shard_of(&key)];
+            if shard.get(&key).is_some_and(|s| s.owner.as_deref() == Some(owner)) {
+                shard.remove(&key);
                 self.len.fetch_sub(1, Ordering::Relaxed);
-                self.reindex(key, session.and_then(|s| s.owner).as_ref(), None);
                 deleted += 1;
             }
         }
