@@ -946,3 +946,72 @@ async fn no_live_session_gets_a_cookie_the_browser_drops_at_once() {
     browser.cookie = Some(cookie.value().to_owned());
     visit(&mut browser, |shop| assert!(shop.is_new())).await;
 }
+
+#[tokio::test]
+async fn a_failed_commit_that_only_extends_leaves_the_response_alone() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let config = SessionConfig::default()
+        .rolling(true)
+        .on_event(move |event| seen.lock().unwrap().push(support::label(event)));
+    let (store, mut browser) = setup(config);
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+
+    // The load goes through, the rolling touch fails.
+    store.fail_once_after(1);
+    let request = browser.request();
+    assert_eq!(request.session::<Shop>().await.unwrap().visits(), 1);
+    let finished = browser.finish_any(request).await;
+    assert!(finished.result.is_ok(), "{:?}", finished.result);
+    assert!(finished.cookie.is_none(), "no extension, no new cookie");
+    assert_eq!(events.lock().unwrap().as_slice(), ["touch_failed"]);
+
+    // A commit that carries a change still fails the request.
+    store.fail_once_after(1);
+    let request = browser.request();
+    request.session::<Shop>().await.unwrap().set_visits(2);
+    let finished = browser.finish_any(request).await;
+    assert!(matches!(finished.result, Err(Error::Store { .. })));
+    let request = browser.request();
+    assert_eq!(request.session::<Shop>().await.unwrap().visits(), 1);
+    browser.finish(request).await;
+}
+
+#[tokio::test]
+async fn a_cookie_that_can_never_name_a_session_is_withdrawn() {
+    let config = SessionConfig::default().signed([[7u8; 64]]);
+    let (store, mut browser) = setup(config);
+    visit(&mut browser, |shop| shop.set_visits(1)).await;
+    let genuine = browser.cookie.clone().unwrap();
+    let forged = format!("{}x", &genuine[..genuine.len() - 1]);
+
+    for presented in [
+        vec!["bad id;".to_owned()],
+        vec![forged.clone(), String::new()],
+    ] {
+        let request = browser.manager.start(presented.clone());
+        assert!(request.session::<Shop>().await.unwrap().is_new());
+        let finished = request.finish().await;
+        let cookie = finished.cookie.expect("a removal cookie");
+        assert_eq!(
+            (
+                cookie.value(),
+                cookie.max_age().map(|age| age.whole_seconds())
+            ),
+            ("", Some(0)),
+            "{presented:?} was not withdrawn"
+        );
+    }
+
+    // An id that names no session *now* may be one a racing request just
+    // moved: withdrawing it could delete that request's new cookie.
+    let request = browser.request();
+    request.session::<Shop>().await.unwrap().regenerate();
+    browser.finish(request).await.unwrap();
+    for presented in [vec![genuine.clone()], vec![forged, genuine]] {
+        let request = browser.manager.start(presented);
+        assert!(request.session::<Shop>().await.unwrap().is_new());
+        assert!(request.finish().await.cookie.is_none());
+    }
+    assert!(store.take_writes().len() >= 2);
+}

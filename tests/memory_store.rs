@@ -33,6 +33,11 @@ async fn memory_store_conforms_when_writes_race_on_threads() {
     conformance::run_parallel(Arc::new(MemoryStore::new())).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_ten_thousand_sessions_ends_them_all_in_time() {
+    conformance::run_revoke_many(Arc::new(MemoryStore::new()), 10_000).await;
+}
+
 /// Sweeping on every write, and checking a (distant) cap on every create,
 /// changes nothing a client of the store can see.
 #[tokio::test]
@@ -73,8 +78,15 @@ async fn a_full_store_evicts_the_anonymous_sessions_closest_to_expiry_first() {
 
     create(&store, "new", &lasting(HOUR)).await;
     assert_eq!(store.len(), 3, "the cap was passed");
-    assert!(!live(&store, "anonymous-soon").await, "the wrong session was evicted");
-    assert!(live(&store, "owned").await && live(&store, "anonymous-late").await && live(&store, "new").await);
+    assert!(
+        !live(&store, "anonymous-soon").await,
+        "the wrong session was evicted"
+    );
+    assert!(
+        live(&store, "owned").await
+            && live(&store, "anonymous-late").await
+            && live(&store, "new").await
+    );
 
     // At the cap, the sessions it holds still update and move.
     assert!(matches!(
@@ -87,9 +99,15 @@ async fn a_full_store_evicts_the_anonymous_sessions_closest_to_expiry_first() {
     // Only once no anonymous session is left does an owned one go.
     create(&store, "newer", &owned(HOUR)).await;
     create(&store, "newest", &owned(HOUR)).await;
-    assert!(live(&store, "owned-moved").await, "an owned session went before an anonymous one");
+    assert!(
+        live(&store, "owned-moved").await,
+        "an owned session went before an anonymous one"
+    );
     create(&store, "last", &owned(HOUR)).await;
-    assert!(!live(&store, "owned-moved").await, "the owned session closest to expiry stayed");
+    assert!(
+        !live(&store, "owned-moved").await,
+        "the owned session closest to expiry stayed"
+    );
     assert_eq!(
         store.list_owned("ann").await.unwrap().len(),
         3,

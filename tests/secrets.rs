@@ -142,3 +142,33 @@ fn a_store_key_prints_as_its_public_id() {
     let shown = format!("{key:?}");
     assert!(!shown.contains("the-store-key"), "{shown}");
 }
+
+/// The error and every cause below it, as a log line would show them.
+fn chain(error: &session::Error) -> String {
+    let mut shown = format!("{error} / {error:?}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        shown.push_str(&format!(" / {cause} / {cause:?}"));
+        source = cause.source();
+    }
+    shown
+}
+
+#[tokio::test]
+async fn store_url_errors_never_repeat_a_credential() {
+    // Nothing listens on port 1: each store fails to open, after parsing.
+    for url in [
+        "pg://ann:hunter2@127.0.0.1/sessions",
+        "redis://:hunter2@127.0.0.1:1",
+        "redis+cluster://:hunter2@127.0.0.1:1,ann:hunter2@127.0.0.1:2",
+        "postgres://ann:hunter2@127.0.0.1:1/sessions",
+        "mysql://ann:hunter2@127.0.0.1:1/sessions",
+    ] {
+        let error = match session::store::open(url).await {
+            Ok(_) => panic!("{url} opened"),
+            Err(error) => error,
+        };
+        let shown = chain(&error);
+        assert!(!shown.contains("hunter2"), "{url}: {shown}");
+    }
+}

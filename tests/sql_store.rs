@@ -100,6 +100,14 @@ async fn conformance_mariadb_parallel() {
     conformance::run_parallel(Arc::new(mysql("parallel").await)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_ten_thousand_sessions_ends_them_all_in_time_on_every_database() {
+    let (sqlite, _dir) = sqlite("revoke-many").await;
+    conformance::run_revoke_many(Arc::new(sqlite), 10_000).await;
+    conformance::run_revoke_many(Arc::new(postgres("revoke-many").await), 10_000).await;
+    conformance::run_revoke_many(Arc::new(mysql("revoke-many").await), 10_000).await;
+}
+
 // ---------------------------------------------------------------------------
 // Through the lifecycle, on every database
 

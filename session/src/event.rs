@@ -43,11 +43,22 @@ pub enum SessionEvent {
     /// A cookie-only session presented after the expiry sealed in it: it was
     /// ignored. (A store's expired sessions are [`Missed`](Self::Missed).)
     Expired,
+    /// A request's last commit only extended the session (`rolling`,
+    /// `renew`, a cookie re-made with the current key), and the store failed
+    /// it. The response went out as the handler made it, since nothing the
+    /// request changed was lost: the session keeps its earlier expiry, and
+    /// the next request extends it again.
+    TouchFailed {
+        /// The session that was not extended.
+        session: PublicId,
+        /// Why the store failed.
+        error: crate::Error,
+    },
 }
 
 impl SessionEvent {
     /// The event's name, for counting events by kind: `invalid`, `missed`,
-    /// `expired`, `field_reset` or `gone`.
+    /// `expired`, `field_reset`, `gone` or `touch_failed`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid",
@@ -55,6 +66,7 @@ impl SessionEvent {
             Self::FieldReset { .. } => "field_reset",
             Self::Gone { .. } => "gone",
             Self::Expired => "expired",
+            Self::TouchFailed { .. } => "touch_failed",
         }
     }
 
@@ -69,6 +81,11 @@ impl SessionEvent {
             Self::Gone { session } => tracing::info!(
                 %session,
                 "session ended by another request before this one committed; its changes were dropped"
+            ),
+            Self::TouchFailed { session, error } => tracing::warn!(
+                %session,
+                error = error as &dyn std::error::Error,
+                "session could not be extended; the response goes out unchanged"
             ),
         }
     }

@@ -233,7 +233,8 @@ pub mod __private {
     pub use crate::handle::{Accessors, FieldMut, RawHandle, SessionData};
 }
 
-/// The README's example, compiled with the doctests so that it cannot rot.
+/// The README's examples, compiled with the doctests so that they cannot rot:
+/// each example that needs a feature is compiled in the builds that have it.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExample;

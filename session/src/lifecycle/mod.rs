@@ -426,6 +426,7 @@ impl RequestSession {
     /// The first presented id that names a live session, or a fresh session.
     async fn load(&self) -> Result<Mutex<State>, Error> {
         let config = self.config();
+        let mut missed = false;
         for presented in &self.inner.presented {
             let opened = match &self.inner.store {
                 RequestStore::Shared(_) => decode_value(config, presented)
@@ -454,12 +455,20 @@ impl RequestSession {
                 Some(record) => {
                     return Ok(Mutex::new(State::loaded(id, key, record, old_key)));
                 }
-                None => config.emit(SessionEvent::Missed {
-                    session: PublicId::of(&key),
-                }),
+                None => {
+                    missed = true;
+                    config.emit(SessionEvent::Missed {
+                        session: PublicId::of(&key),
+                    });
+                }
             }
         }
-        Ok(Mutex::new(State::fresh()))
+        // Cookies that can never name a session are withdrawn, so the client
+        // stops sending them. An id that names none *now* is not: it may be
+        // the one a racing request just regenerated away, and withdrawing it
+        // could delete the new cookie that request sent first.
+        let refused = !self.inner.presented.is_empty() && !missed;
+        Ok(Mutex::new(State::fresh().withdrawing(refused)))
     }
 
     /// The loaded state; handles exist only after a load, so it is there.
@@ -542,6 +551,18 @@ impl RequestSession {
         };
         let outcome = execute(self.inner.store.get(), config, &plan).await;
         let change = lock(state).settle(in_flight, &outcome, config);
+        // A last commit that only extends loses nothing by failing: it must
+        // not turn the handler's response into an error a client retries.
+        let outcome = match (outcome, plan.touched()) {
+            (Err(error), Some(key)) if last => {
+                config.emit(SessionEvent::TouchFailed {
+                    session: PublicId::of(key),
+                    error,
+                });
+                Ok(plan::Executed::Nothing)
+            }
+            (outcome, _) => outcome,
+        };
         match change {
             Some(CookieChange::Send(cookie)) => *lock(&self.inner.cookie) = Some(cookie),
             Some(CookieChange::Issue { id, ttl }) => {

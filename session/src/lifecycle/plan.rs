@@ -38,6 +38,20 @@ pub(crate) enum Write {
     },
 }
 
+impl Plan {
+    /// The key of the session the plan only extends, if that is all it does.
+    pub(crate) fn touched(&self) -> Option<&StoreKey> {
+        match &self.write {
+            Some(Write::Update { key, changes, .. })
+                if self.discard.is_empty() && changes.is_touch() =>
+            {
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What the store did with a plan.
 pub(crate) enum Executed {
     Nothing,

@@ -35,6 +35,10 @@ pub(crate) struct State {
     epoch: u64,
     /// Keys of destroyed sessions, deleted at the next commit.
     discard: Vec<StoreKey>,
+    /// The client presented only cookies that can never name a session
+    /// (malformed, forged, undecodable, past their sealed expiry): a commit
+    /// that stores nothing withdraws them.
+    withdraw_presented: bool,
     slots: Vec<(TypeId, Box<dyn AnySlot>)>,
 }
 
@@ -95,7 +99,16 @@ impl State {
             regenerate: false,
             epoch: 0,
             discard: Vec::new(),
+            withdraw_presented: false,
             slots: Vec::new(),
+        }
+    }
+
+    /// A fresh state that withdraws the presented cookies if `refused`.
+    pub(crate) fn withdrawing(self, refused: bool) -> Self {
+        Self {
+            withdraw_presented: refused,
+            ..self
         }
     }
 
@@ -319,7 +332,8 @@ impl State {
                     _ => Settle::Committed,
                 });
                 let destroyed = !in_flight.discard.is_empty() && self.is_new();
-                destroyed.then(|| CookieChange::Send(removal_cookie(config)))
+                let refused = std::mem::take(&mut self.withdraw_presented) && self.is_new();
+                (destroyed || refused).then(|| CookieChange::Send(removal_cookie(config)))
             }
             // Destroyed while the commit was in flight: what it wrote goes too.
             Ok(Executed::Written { key, .. }) if !current => {
@@ -328,6 +342,7 @@ impl State {
             }
             Ok(Executed::Written { id, key, expiry }) => {
                 self.settle_slots(Settle::Committed);
+                self.withdraw_presented = false;
                 self.standing = Standing::Stored(Stored {
                     id: id.clone(),
                     key: key.clone(),

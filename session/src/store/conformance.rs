@@ -16,6 +16,9 @@
 //! # }
 //! ```
 //!
+//! [`run_revoke_many`] checks that revoking an owner with many sessions
+//! ends within the store timeout.
+//!
 //! Keys and owners are unique per call, so a shared server is fine. Expired
 //! sessions are made by writing a lifetime of a millisecond and waiting a few
 //! of real time: stores use their own clock, so the suite cannot run under
@@ -114,6 +117,38 @@ pub async fn run(store: &dyn SessionStore) {
 /// parallel.
 pub async fn run_parallel(store: Arc<dyn SessionStore>) {
     run_races(Racers::Spawned(&store)).await;
+}
+
+/// Checks that "log out everywhere" works for an owner with `sessions`
+/// sessions (10,000 is what a busy API client or a bot can pile up): through
+/// a [`SessionManager`](crate::SessionManager) with the default
+/// [`store_timeout`](crate::SessionConfig::store_timeout), revoking them all
+/// must end every one of them within that limit.
+pub async fn run_revoke_many(store: Arc<dyn SessionStore>, sessions: usize) {
+    /// Creates in flight at once.
+    const AT_ONCE: usize = 64;
+    let owner = owner("revoke-many");
+    let keys: Vec<StoreKey> = (0..sessions).map(|_| key("revoke-many")).collect();
+    for batch in keys.chunks(AT_ONCE) {
+        let creates = batch.iter().map(|key| {
+            let (store, owner) = (Arc::clone(&store), Arc::clone(&owner));
+            let key = key.clone();
+            tokio::spawn(async move { created(&*store, &key, &owned_by(&owner, HOUR)).await })
+        });
+        for create in creates.collect::<Vec<_>>() {
+            create.await.expect("a create of an owned session");
+        }
+    }
+    let manager = crate::SessionManager::from_shared(Arc::clone(&store), Default::default())
+        .expect("the default configuration");
+    let revoked = manager.revoke_all(&owner).await.unwrap_or_else(|error| {
+        panic!("revoking {sessions} sessions of one owner failed: {error}")
+    });
+    assert_eq!(revoked, sessions as u64, "revoke_all miscounted");
+    for key in keys.iter().step_by(sessions.div_ceil(100).max(1)) {
+        assert_gone(&*store, key, "a session revoke_all reported ended").await;
+    }
+    assert_owned(&*store, &owner, &[], "the owner after revoke_all").await;
 }
 
 /// Runs the checks of [`ExpiredCleanup::delete_expired`].
@@ -1360,7 +1395,12 @@ async fn create_and_load(
     changes: &ChangeSet,
 ) -> (Expiry, Record) {
     let expiry = created(store, key, changes).await;
-    let record = load(store, key, &format!("the session just created under {key:?}")).await;
+    let record = load(
+        store,
+        key,
+        &format!("the session just created under {key:?}"),
+    )
+    .await;
     (expiry, record)
 }
 

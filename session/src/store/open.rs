@@ -34,7 +34,7 @@ use crate::error::{Error, StoreOp};
 /// ```
 pub async fn open(url: &str) -> Result<Arc<dyn SessionStore>, Error> {
     let target = Target::parse(url).map_err(|reason| Error::StoreUrl {
-        url: url.to_owned(),
+        url: redacted(url),
         reason,
     })?;
     let opened = match target {
@@ -48,7 +48,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn SessionStore>, Error> {
     };
     opened.map_err(|failure| match failure {
         Failure::Unsupported(reason) => Error::StoreUrl {
-            url: url.to_owned(),
+            url: redacted(url),
             reason,
         },
         Failure::Open(source) => Error::Store {
@@ -56,6 +56,24 @@ pub async fn open(url: &str) -> Result<Arc<dyn SessionStore>, Error> {
             source,
         },
     })
+}
+
+/// `url` with the user information of every host (`user:password@`) shown
+/// as `***@`: errors and logs never repeat a credential.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (hosts, path) = rest.split_at(end);
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .map(|host| match host.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => host.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{}{path}", hosts.join(","))
 }
 
 /// What a store URL names.
@@ -269,6 +287,22 @@ mod tests {
             Target::parse("mariadb://root@h:3306/db"),
             Ok(Target::MySql("mysql://root@h:3306/db".into()))
         );
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        for (url, shown) in [
+            ("pg://ann:pw@db/x?a=b", "pg://***@db/x?a=b"),
+            ("rediss://:pw@host:6380", "rediss://***@host:6380"),
+            (
+                "redis+cluster://:pw@a:1,b:2,u:p@w@c:3",
+                "redis+cluster://***@a:1,b:2,***@c:3",
+            ),
+            ("mysql://host/db", "mysql://host/db"),
+            ("file:dir", "file:dir"),
+        ] {
+            assert_eq!(redacted(url), shown);
+        }
     }
 
     #[test]
