@@ -266,6 +266,7 @@ impl SessionConfig {
     }
 
     /// The HTTP status an integration answers for `error`.
+    #[cfg(any(feature = "tower", feature = "actix"))]
     pub(crate) fn status_for(&self, error: &Error) -> u16 {
         match error {
             Error::Store { .. } | Error::StoreTimeout { .. } => self.store_failure_status,

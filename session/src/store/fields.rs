@@ -30,7 +30,9 @@ enum Repr {
     Map(Map),
     /// A MessagePack array of strings, names and values in turn, checked
     /// when it was read. Names starting with a dot are the store's own
-    /// entries, not fields: no stored key starts with one.
+    /// entries, not fields: no stored key starts with one. Only the Redis
+    /// store reads fields this way.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Packed(Bytes),
 }
 
@@ -117,6 +119,7 @@ impl Fields {
     /// Fields packed as a MessagePack array of strings, names and values in
     /// turn, kept as they are. Entries whose names start with a dot are not
     /// fields: each is handed to `entry` instead (a store's own metadata).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn packed(
         packed: Bytes,
         mut entry: impl FnMut(&[u8], &[u8]) -> Result<(), BoxError>,
@@ -185,6 +188,7 @@ impl<N: AsRef<str>> FromIterator<(N, Bytes)> for Fields {
     }
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 const MALFORMED: &str = "the packed session fields are malformed";
 
 /// The entries of a checked packed buffer: what follows the array's header.
