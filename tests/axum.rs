@@ -273,7 +273,15 @@ async fn a_failing_inner_service_still_commits() {
         .body(Body::empty())
         .unwrap();
     let answered = service.call(request).await;
-    assert_eq!(answered.unwrap_err(), "timed out", "the error goes on as it is");
+    assert_eq!(
+        answered.unwrap_err(),
+        "timed out",
+        "the error goes on as it is"
+    );
     assert_eq!(store.take_writes(), vec![Call::Delete(key.clone())]);
-    assert_eq!(store.peek(&key).await, None, "the session outlived its logout");
+    assert_eq!(
+        store.peek(&key).await,
+        None,
+        "the session outlived its logout"
+    );
 }

@@ -230,11 +230,9 @@ impl MemoryStore {
         let batch = (self.max_sessions / EVICTION_BATCH_DIVISOR).max(1);
         let mut candidates: Vec<(bool, SystemTime, StoreKey)> = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
-            let shard = lock(shard);
-            let sessions = shard.iter();
-            candidates.extend(sessions.map(|(key, session)| {
-                (session.owner.is_some(), session.expires_at, key.clone())
-            }));
+            for (key, session) in lock(shard).iter() {
+                candidates.push((session.owner.is_some(), session.expires_at, key.clone()));
+            }
         }
         if candidates.len() > batch {
             candidates.select_nth_unstable(batch - 1);
@@ -409,7 +407,8 @@ impl SessionStore for MemoryStore {
                 continue;
             }
             let shard = &mut shards[self.shard_of(&key)];
-            if shard.get(&key).is_some_and(|s| s.owner.as_deref() == Some(owner)) {
+            let owned = shard.get(&key).and_then(|session| session.owner.as_deref());
+            if owned == Some(owner) {
                 shard.remove(&key);
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 deleted += 1;
