@@ -84,6 +84,7 @@ pub async fn run(store: &dyn SessionStore) {
 
     // Expiry.
     expired_sessions_do_not_load(store).await;
+    a_lifetime_of_zero_or_under_a_millisecond_ends_the_session(store).await;
     an_override_outlives_a_shorter_default(store).await;
     a_shorter_default_never_cuts_a_session_short(store).await;
     only_a_max_age_change_shortens_a_session(store).await;
@@ -330,6 +331,44 @@ async fn expired_sessions_do_not_load(store: &dyn SessionStore) {
     let key = key("expired");
     create_expired(store, &key, one_field(BLINK)).await;
     assert_gone(store, &key, "an expired session loaded").await;
+}
+
+/// "Expire now" means gone, however it is written, and nothing written
+/// after brings the session back without a lifetime.
+async fn a_lifetime_of_zero_or_under_a_millisecond_ends_the_session(store: &dyn SessionStore) {
+    for (name, lifetime) in [
+        ("zero", Duration::ZERO),
+        ("sub-ms", Duration::from_micros(500)),
+    ] {
+        let key_of = |step: &str| key(&format!("expire-now-{name}-{step}"));
+        let what = |step: &str| format!("a session written with a {name} max-age by {step}");
+
+        let created_dead = key_of("create");
+        let outcome = store.create(&created_dead, &one_field(lifetime)).await;
+        assert!(outcome.is_ok(), "{}: {outcome:?}", what("create"));
+
+        let updated_dead = key_of("update");
+        created(store, &updated_dead, &one_field(HOUR)).await;
+        let expire = one_field(HOUR).with_max_age(Some(lifetime));
+        store.update(&updated_dead, &expire).await.unwrap();
+
+        let (from, moved_dead) = (key_of("rekey-from"), key_of("rekey"));
+        created(store, &from, &one_field(HOUR)).await;
+        let seen = load(store, &from, "a session about to be moved").await;
+        rekey_seen(store, &from, &moved_dead, &expire, &seen).await;
+
+        wait_for_expiry().await;
+        for (key, step) in [(&created_dead, "create"), (&updated_dead, "update")] {
+            assert_gone(store, key, &what(step)).await;
+            // A write that comes later finds nothing to extend.
+            let late = changes(&[("late", "1")], &[], HOUR);
+            let outcome = store.update(key, &late).await.unwrap();
+            assert_eq!(outcome, Updated::Gone, "{} was updated", what(step));
+            assert_gone(store, key, &format!("{} and updated", what(step))).await;
+        }
+        assert_gone(store, &from, "the old key of a moved session").await;
+        assert_gone(store, &moved_dead, &what("rekey")).await;
+    }
 }
 
 async fn an_override_outlives_a_shorter_default(store: &dyn SessionStore) {

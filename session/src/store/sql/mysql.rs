@@ -16,7 +16,8 @@
 //! | delete | `DELETE FROM t WHERE store_key = ?` |
 //! | clean-up | `DELETE FROM t WHERE expire <= now LIMIT ?`, repeated while batches come back full |
 //!
-//! A transaction InnoDB picks as a deadlock victim is retried (twice).
+//! A write InnoDB picks as a deadlock victim (an update, a rekey, a
+//! revocation racing regenerates) is retried, up to four times.
 //! Keys and owners are binary columns, compared byte for byte whatever
 //! the server's collations.
 
@@ -41,7 +42,7 @@ pub type MySqlStore = SqlStore<MySql>;
 const NOW: &str = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)";
 
 /// How often a transaction chosen as a deadlock victim is tried again.
-const DEADLOCK_RETRIES: u32 = 2;
+const DEADLOCK_RETRIES: u32 = 4;
 
 #[doc(hidden)]
 #[derive(Debug)]
@@ -340,13 +341,17 @@ impl SessionStore for SqlStore<MySql> {
     }
 
     async fn delete_owned(&self, owner: &str, keep: Option<&StoreKey>) -> Result<u64, BoxError> {
-        let deleted = sqlx::query(&self.sql.delete_owned)
-            .bind(owner)
-            .bind(keep.map(StoreKey::as_str))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(deleted)
+        // Racing regenerates lock the owner's rows in another order: the
+        // revocation may be a deadlock victim, and must still happen.
+        let delete = || async {
+            let deleted = sqlx::query(&self.sql.delete_owned)
+                .bind(owner)
+                .bind(keep.map(StoreKey::as_str))
+                .execute(&self.pool)
+                .await?;
+            Ok(deleted.rows_affected())
+        };
+        Ok(retrying_deadlocks(delete).await?)
     }
 }
 
