@@ -73,7 +73,8 @@ async fn run() -> Result<(), BoxError> {
 
     // (a) memory per session.
     {
-        let store = MemoryStore::new();
+        // Room for every session: this measures memory, not eviction.
+        let store = MemoryStore::new().max_sessions(sessions);
         let manager = SessionManager::new(store, config.clone())?;
         let before = rss()?;
         let took = create(&manager, sessions).await?;
@@ -92,7 +93,11 @@ async fn run() -> Result<(), BoxError> {
 
     // (b) memory store clean-up.
     {
-        let store = Arc::new(MemoryStore::new().sweep_period(NO_SWEEP));
+        let store = Arc::new(
+            MemoryStore::new()
+                .max_sessions(sessions)
+                .sweep_period(NO_SWEEP),
+        );
         let shared: Arc<dyn SessionStore> = store.clone();
         let manager =
             SessionManager::from_shared(shared, config.clone().max_age(Duration::from_secs(1)))?;
