@@ -7,15 +7,16 @@
 //! scripts/with-redis cargo test --all-features --test redis_store
 //! ```
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use session::store::conformance;
 use session::store::redis::RedisStore;
-use session::{Session, SessionConfig, SessionManager, SessionStore};
+use session::store::{conformance, ChangeSet, Created, Update};
+use session::{Session, SessionConfig, SessionManager, SessionStore, StoreKey};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -45,6 +46,10 @@ async fn single(name: &str) -> RedisStore {
         .namespace(namespace(name))
 }
 
+/// Guards the shared Cluster's functions library, which one test deletes
+/// again and again: that test has the Cluster to itself, the others share it.
+static CLUSTER_LIBRARY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 async fn cluster(name: &str) -> RedisStore {
     let urls = env("SESSION_TEST_REDIS_CLUSTER_URLS");
     let urls: Vec<&str> = urls.split(',').collect();
@@ -66,11 +71,13 @@ async fn conformance_single_node_parallel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
     conformance::run(&cluster("conformance").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_cluster_parallel() {
+    let _shared = CLUSTER_LIBRARY.read().await;
     conformance::run_parallel(Arc::new(cluster("parallel").await)).await;
 }
 
@@ -383,17 +390,17 @@ async fn owners_are_indexed_in_their_own_set() {
     let key = session::StoreKey::new("k1");
     store.create(&key, &change).await.unwrap();
     assert_eq!(server.cli(&["HGET", "shop:{k1}", ".owner"]), "ann");
-    let sets = server.cli(&["--scan", "--pattern", "shop:owner:*"]);
+    let sets = server.cli(&["--scan", "--pattern", "shop:owned:*"]);
     assert_eq!(sets.lines().count(), 1, "one owner set: {sets}");
     let set = sets.trim().to_owned();
     let hash = set
-        .strip_prefix("shop:owner:{")
+        .strip_prefix("shop:owned:{")
         .and_then(|rest| rest.strip_suffix('}'))
-        .expect("shop:owner:{<sha-256>}");
+        .expect("shop:owned:{<sha-256>}");
     assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(server.cli(&["SMEMBERS", &set]), "k1");
+    assert_eq!(server.cli(&["ZRANGE", &set, "0", "-1"]), "k1");
     store.delete(&key).await.unwrap();
-    assert_eq!(server.cli(&["SCARD", &set]), "0");
+    assert_eq!(server.cli(&["ZCARD", &set]), "0");
 }
 
 // ---------------------------------------------------------------------------
@@ -406,7 +413,12 @@ async fn recovers_from_lost_functions(store: &RedisStore, flush: impl Fn()) {
     use session::StoreKey;
 
     let life = Duration::from_secs(60);
-    let (k1, k2) = (StoreKey::new("k1"), StoreKey::new("k2"));
+    // Fresh keys per call: a move leaves a gone mark on the keys it used.
+    let round = namespace("round");
+    let (k1, k2) = (
+        StoreKey::new(format!("{round}-1")),
+        StoreKey::new(format!("{round}-2")),
+    );
     let owned = ChangeSet {
         set: vec![("a", "1".into())],
         owner: Update::Set(Some("ann".into())),
@@ -469,6 +481,7 @@ async fn a_single_node_that_lost_the_functions_gets_them_again() {
 
 #[tokio::test]
 async fn every_cluster_primary_that_lost_the_functions_gets_them_again() {
+    let _alone = CLUSTER_LIBRARY.write().await;
     let store = cluster("lost").await;
     let urls = env("SESSION_TEST_REDIS_CLUSTER_URLS");
     let ports: Vec<String> = urls
@@ -503,4 +516,441 @@ async fn every_cluster_primary_that_lost_the_functions_gets_them_again() {
             "the library is back on the primary at port {port}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Owners, lifetimes and full servers, checked on the raw keys
+
+/// Raw access, through `redis-cli`, to the server or Cluster a store uses.
+enum Raw {
+    Node(String),
+    Cluster(Vec<String>),
+}
+
+impl Raw {
+    fn port(url: &str) -> String {
+        url.rsplit(':').next().unwrap().to_owned()
+    }
+
+    fn single() -> Self {
+        Self::Node(Self::port(&env("SESSION_TEST_REDIS_URL")))
+    }
+
+    fn cluster() -> Self {
+        let urls = env("SESSION_TEST_REDIS_CLUSTER_URLS");
+        Self::Cluster(urls.split(',').map(Self::port).collect())
+    }
+
+    /// One command, on whichever node holds its key.
+    fn cli(&self, args: &[&str]) -> String {
+        let mut command = Command::new("redis-cli");
+        match self {
+            Self::Node(port) => command.args(["-p", port]),
+            Self::Cluster(ports) => command.args(["-c", "-p", &ports[0]]),
+        };
+        let output = command.args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// Every key matching `pattern`, on every node.
+    fn scan(&self, pattern: &str) -> Vec<String> {
+        let ports = match self {
+            Self::Node(port) => std::slice::from_ref(port),
+            Self::Cluster(ports) => ports.as_slice(),
+        };
+        let mut keys = Vec::new();
+        for port in ports {
+            let output = Command::new("redis-cli")
+                .args(["-p", port, "--scan", "--pattern", pattern])
+                .output()
+                .expect("redis-cli");
+            keys.extend(
+                String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+        keys
+    }
+
+    /// The one owner set in `namespace`.
+    fn owner_set(&self, namespace: &str) -> String {
+        let sets = self.scan(&format!("{namespace}:owned:*"));
+        assert_eq!(sets.len(), 1, "one owner set: {sets:?}");
+        sets[0].clone()
+    }
+
+    fn members(&self, set: &str) -> BTreeSet<String> {
+        let members = self.cli(&["ZRANGE", set, "0", "-1"]);
+        members.lines().map(str::to_owned).collect()
+    }
+
+    /// Fails unless no session hash in `namespace` lacks a TTL.
+    fn assert_every_session_expires(&self, namespace: &str, what: &str) {
+        for key in self.scan(&format!("{namespace}:{{*")) {
+            let ttl = self.cli(&["PTTL", &key]);
+            assert_ne!(ttl, "-1", "{what}: {key} has no TTL");
+        }
+    }
+}
+
+async fn single_raw(name: &str) -> (RedisStore, Raw, String) {
+    let namespace = namespace(name);
+    let url = env("SESSION_TEST_REDIS_URL");
+    let store = RedisStore::connect(&url).await.unwrap();
+    (store.namespace(namespace.clone()), Raw::single(), namespace)
+}
+
+async fn cluster_raw(name: &str) -> (RedisStore, Raw, String) {
+    let namespace = namespace(name);
+    let urls = env("SESSION_TEST_REDIS_CLUSTER_URLS");
+    let urls: Vec<&str> = urls.split(',').collect();
+    let store = RedisStore::connect_cluster(&urls).await.unwrap();
+    (
+        store.namespace(namespace.clone()),
+        Raw::cluster(),
+        namespace,
+    )
+}
+
+const HOUR: Duration = Duration::from_secs(60 * 60);
+
+/// A change set setting field `a`, with the default lifetime `life`.
+fn field(life: Duration) -> ChangeSet {
+    ChangeSet {
+        set: vec![("a", "1".into())],
+        ..ChangeSet::touch(life)
+    }
+}
+
+fn owned(owner: &str) -> ChangeSet {
+    ChangeSet {
+        owner: Update::Set(Some(owner.into())),
+        ..field(HOUR)
+    }
+}
+
+/// A fresh store key.
+fn fresh(name: &str) -> StoreKey {
+    StoreKey::new(namespace(name))
+}
+
+async fn record(store: &RedisStore, key: &StoreKey) -> session::store::Record {
+    store.load(key).await.unwrap().expect("a live session")
+}
+
+/// A zero or sub-millisecond lifetime means "expired": whatever writes it,
+/// the session is gone at once, and no write leaves a hash without a TTL (a
+/// hash written back after `PEXPIRE key 0` would never expire).
+async fn a_zero_lifetime_leaves_no_key((store, raw, namespace): (RedisStore, Raw, String)) {
+    for life in [Duration::ZERO, Duration::from_micros(500)] {
+        let expire_now = ChangeSet {
+            max_age: Update::Set(Some(life)),
+            ..field(life)
+        };
+        let created = fresh("zero-create");
+        store.create(&created, &expire_now).await.unwrap();
+        let by_default = fresh("zero-default");
+        store.create(&by_default, &field(life)).await.unwrap();
+        let updated = fresh("zero-update");
+        store.create(&updated, &field(HOUR)).await.unwrap();
+        store.update(&updated, &expire_now).await.unwrap();
+        let (from, to) = (fresh("zero-from"), fresh("zero-to"));
+        store.create(&from, &field(HOUR)).await.unwrap();
+        let whole = record(&store, &from).await;
+        store.rekey(&from, &to, &expire_now, &whole).await.unwrap();
+        for key in [&created, &by_default, &updated, &from, &to] {
+            let hash = format!("{namespace}:{{{}}}", key.as_str());
+            assert_eq!(
+                raw.cli(&["EXISTS", &hash]),
+                "0",
+                "lifetime {life:?}: {hash} outlived an 'expire now' (PTTL {})",
+                raw.cli(&["PTTL", &hash])
+            );
+            assert_eq!(store.load(key).await.unwrap(), None);
+        }
+    }
+    raw.assert_every_session_expires(&namespace, "after zero lifetimes");
+}
+
+#[tokio::test]
+async fn a_zero_lifetime_leaves_no_key_on_a_single_node() {
+    a_zero_lifetime_leaves_no_key(single_raw("zero").await).await;
+}
+
+#[tokio::test]
+async fn a_zero_lifetime_leaves_no_key_on_a_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
+    a_zero_lifetime_leaves_no_key(cluster_raw("zero").await).await;
+}
+
+/// Makes the set of `owner` refuse writes (`WRONGTYPE`: it is not a set).
+async fn break_owner_set(store: &RedisStore, raw: &Raw, namespace: &str, owner: &str) {
+    // Found as the set that lists a session of the owner's.
+    let key = fresh("breaking");
+    store.create(&key, &owned(owner)).await.unwrap();
+    let set = raw
+        .scan(&format!("{namespace}:owned:*"))
+        .into_iter()
+        .find(|set| {
+            raw.cli(&["ZSCORE", set, key.as_str()])
+                .parse::<f64>()
+                .is_ok()
+        })
+        .expect("the owner's set");
+    store.delete(&key).await.unwrap();
+    raw.cli(&["DEL", &set]);
+    assert_eq!(raw.cli(&["SET", &set, "not a set"]), "OK");
+}
+
+fn hash_key(namespace: &str, key: &StoreKey) -> String {
+    format!("{namespace}:{{{}}}", key.as_str())
+}
+
+fn bind_to(owner: &str) -> ChangeSet {
+    ChangeSet {
+        owner: Update::Set(Some(owner.into())),
+        ..ChangeSet::touch(HOUR)
+    }
+}
+
+/// When the owner's set refuses a write, a write that binds a session to
+/// that owner fails and leaves nothing owned and unlisted behind: the set
+/// lists a session before it is written.
+async fn a_failing_owner_set_leaves_no_session_unlisted(
+    (store, raw, namespace): (RedisStore, Raw, String),
+) {
+    break_owner_set(&store, &raw, &namespace, "bob").await;
+    let created = fresh("created");
+    assert!(store.create(&created, &owned("bob")).await.is_err());
+    let hash = hash_key(&namespace, &created);
+    assert_eq!(raw.cli(&["EXISTS", &hash]), "0", "created unlisted");
+
+    let anns = fresh("anns");
+    store.create(&anns, &owned("ann")).await.unwrap();
+    assert!(store.update(&anns, &bind_to("bob")).await.is_err());
+    let record = record(&store, &anns).await;
+    assert_eq!(
+        record.owner.as_deref(),
+        Some("ann"),
+        "bound to bob unlisted"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_owner_set_leaves_no_session_unlisted_on_a_single_node() {
+    a_failing_owner_set_leaves_no_session_unlisted(single_raw("unlisted").await).await;
+}
+
+#[tokio::test]
+async fn a_failing_owner_set_leaves_no_session_unlisted_on_a_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
+    a_failing_owner_set_leaves_no_session_unlisted(cluster_raw("unlisted").await).await;
+}
+
+/// A move (regenerate) whose owner's set refuses the new key fails before
+/// it moves anything: the session stays under its old key, owned and
+/// listed as before, so the request's error does not log the user out.
+async fn a_move_whose_owner_set_fails_keeps_the_session(
+    (store, raw, namespace): (RedisStore, Raw, String),
+) {
+    let anns = fresh("anns");
+    store.create(&anns, &owned("ann")).await.unwrap();
+    let whole = record(&store, &anns).await;
+    let moved = fresh("moved");
+    let still_there = |what: &str| {
+        assert_eq!(
+            raw.cli(&["EXISTS", &hash_key(&namespace, &moved)]),
+            "0",
+            "{what}: a session under the new key"
+        );
+        let hash = hash_key(&namespace, &anns);
+        assert_eq!(raw.cli(&["HGET", &hash, ".owner"]), "ann", "{what}");
+    };
+
+    // Bound to bob as it moves.
+    break_owner_set(&store, &raw, &namespace, "bob").await;
+    let failed = store.rekey(&anns, &moved, &bind_to("bob"), &whole).await;
+    assert!(failed.is_err(), "a move bound to bob: {failed:?}");
+    still_there("a move bound to bob");
+    let listed = store.list_owned("ann").await.unwrap();
+    assert_eq!(listed.len(), 1, "ann's session is still listed");
+
+    // Keeping its owner, whose set refuses too.
+    break_owner_set(&store, &raw, &namespace, "ann").await;
+    let kept = ChangeSet::touch(HOUR);
+    let failed = store.rekey(&anns, &moved, &kept, &whole).await;
+    assert!(failed.is_err(), "a move keeping ann: {failed:?}");
+    still_there("a move keeping ann");
+}
+
+#[tokio::test]
+async fn a_move_whose_owner_set_fails_keeps_the_session_on_a_single_node() {
+    a_move_whose_owner_set_fails_keeps_the_session(single_raw("kept").await).await;
+}
+
+#[tokio::test]
+async fn a_move_whose_owner_set_fails_keeps_the_session_on_a_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
+    a_move_whose_owner_set_fails_keeps_the_session(cluster_raw("kept").await).await;
+}
+
+/// With `noeviction` and `maxmemory` reached, writes fail but logging out
+/// (delete) and revoking (delete_owned) still work.
+#[tokio::test]
+async fn deleting_works_on_a_full_server() {
+    let server = Server::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let owned_keys: Vec<StoreKey> = (0..3).map(|n| StoreKey::new(format!("ann-{n}"))).collect();
+    for key in &owned_keys {
+        store.create(key, &owned("ann")).await.unwrap();
+    }
+    let mine = StoreKey::new("mine");
+    store.create(&mine, &field(HOUR)).await.unwrap();
+
+    let used = server.info("memory", "used_memory");
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    server.cli(&[
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        &(used + 256 * 1024).to_string(),
+    ]);
+    let big = ChangeSet {
+        set: vec![("big", vec![b'x'; 16 * 1024].into())],
+        ..ChangeSet::touch(HOUR)
+    };
+    let mut full = false;
+    for n in 0..1000 {
+        if store
+            .create(&StoreKey::new(format!("filler-{n}")), &big)
+            .await
+            .is_err()
+        {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the server never filled up");
+    assert!(store.create(&StoreKey::new("more"), &big).await.is_err());
+
+    record(&store, &mine).await;
+    store
+        .delete(&mine)
+        .await
+        .expect("logging out on a full server");
+    assert_eq!(store.load(&mine).await.unwrap(), None);
+    let revoked = store.delete_owned("ann", None).await;
+    assert_eq!(revoked.expect("revoking on a full server"), 3);
+    for key in &owned_keys {
+        assert_eq!(store.load(key).await.unwrap(), None);
+    }
+}
+
+/// Creates `count` sessions of `owner`, many at once.
+async fn create_many(store: &RedisStore, owner: &str, count: usize) -> Vec<StoreKey> {
+    let keys: Vec<StoreKey> = (0..count).map(|_| fresh("many")).collect();
+    let mut running = tokio::task::JoinSet::new();
+    for chunk in keys.chunks(count.div_ceil(64)) {
+        let (store, chunk, owner) = (store.clone(), chunk.to_vec(), owner.to_owned());
+        running.spawn(async move {
+            for key in chunk {
+                let created = store.create(&key, &owned(&owner)).await.unwrap();
+                assert!(matches!(created, Created::Written(_)));
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
+    }
+    keys
+}
+
+/// "Log out other devices" for an owner of many sessions: the one kept
+/// stays, and is all its owner's set still lists.
+async fn revoking_many_sessions_keeps_one_and_empties_the_set(
+    (store, raw, namespace): (RedisStore, Raw, String),
+) {
+    let keys = create_many(&store, "many", 500).await;
+    let mine = &keys[0];
+    let revoked = store.delete_owned("many", Some(mine)).await.unwrap();
+    assert_eq!(revoked, 499);
+    record(&store, mine).await;
+    assert_eq!(store.load(&keys[1]).await.unwrap(), None);
+    let set = raw.owner_set(&namespace);
+    assert_eq!(
+        raw.members(&set),
+        BTreeSet::from([mine.as_str().to_owned()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_many_sessions_keeps_one_and_empties_the_set_on_a_single_node() {
+    revoking_many_sessions_keeps_one_and_empties_the_set(single_raw("many").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_many_sessions_keeps_one_and_empties_the_set_on_a_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
+    revoking_many_sessions_keeps_one_and_empties_the_set(cluster_raw("many").await).await;
+}
+
+/// 10,000 sessions of one owner are revoked within the store timeout: one
+/// call on a single node, calls in flight together on a Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_ten_thousand_sessions_ends_them_all_in_time_on_a_single_node() {
+    conformance::run_revoke_many(Arc::new(single("many").await), 10_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_ten_thousand_sessions_ends_them_all_in_time_on_a_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
+    conformance::run_revoke_many(Arc::new(cluster("many").await), 10_000).await;
+}
+
+/// An owner's set shrinks back to the live sessions without anyone listing
+/// them: each write that lists a session checks the two members listed
+/// longest ago. A member listed lately stays however stale it looks (a
+/// write may still be on its way to it), and listing prunes the rest.
+async fn owner_sets_are_pruned_as_they_grow((store, raw, namespace): (RedisStore, Raw, String)) {
+    let keys = create_many(&store, "ann", 20).await;
+    let set = raw.owner_set(&namespace);
+    let (live, ended) = keys.split_at(5);
+    for key in ended {
+        // Expired, as far as the set can tell.
+        raw.cli(&["DEL", &format!("{namespace}:{{{}}}", key.as_str())]);
+    }
+    // Listed lately: kept, whatever happens to its session.
+    let recent = ended[0].as_str().to_owned();
+    for key in &keys {
+        if key.as_str() != recent {
+            // Listed long ago.
+            raw.cli(&["ZADD", &set, "XX", "0", key.as_str()]);
+        }
+    }
+    let mut expected: BTreeSet<String> = live.iter().map(|key| key.as_str().to_owned()).collect();
+    expected.insert(recent.clone());
+    for _ in 0..10 {
+        let key = fresh("login");
+        store.create(&key, &owned("ann")).await.unwrap();
+        expected.insert(key.as_str().to_owned());
+    }
+    assert_eq!(raw.members(&set), expected, "pruned by the writes");
+
+    raw.cli(&["ZADD", &set, "XX", "0", &recent]);
+    let listed = store.list_owned("ann").await.unwrap();
+    assert_eq!(listed.len(), 15);
+    expected.remove(&recent);
+    assert_eq!(raw.members(&set), expected, "pruned by listing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_sets_are_pruned_as_they_grow_on_a_single_node() {
+    owner_sets_are_pruned_as_they_grow(single_raw("pruned").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_sets_are_pruned_as_they_grow_on_a_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
+    owner_sets_are_pruned_as_they_grow(cluster_raw("pruned").await).await;
 }

@@ -29,12 +29,17 @@
 //!   in milliseconds), `.owner`, `.created` and `.updated` (milliseconds since
 //!   the Unix epoch by the Redis clock, `TIME`) and `.v` (a write counter).
 //!   The session expires by its Redis TTL (`PEXPIRE`), so no clean-up task is
-//!   needed.
-//! - `{namespace}:owner:{<SHA-256 of the owner, hex>}` — a set per owner of
-//!   the store keys bound to it. It may hold keys of sessions that have
-//!   expired or changed hands since: listing checks every member and prunes
-//!   those. It expires [`MAX_LIFETIME`] after its last addition, when every
-//!   session in it has.
+//!   needed. Every write sets the TTL last, so no write leaves a hash without
+//!   one, and a zero lifetime deletes the session.
+//! - `{namespace}:owned:{<SHA-256 of the owner, hex>}` — a sorted set per
+//!   owner of the store keys bound to it, each scored by when it was last
+//!   listed there (milliseconds, Redis clock). It may hold keys of sessions
+//!   that have expired or changed hands since; see [Owners](#owners). It
+//!   expires [`MAX_LIFETIME`] after its last listing.
+//! - `{namespace}:gone:{<store key>}` — on a Cluster, in the session's
+//!   slot, a mark that a revocation ended the session there or a rekey moved
+//!   it away, kept for ten minutes: see [Owners](#owners) and
+//!   [Cluster](#cluster).
 //!
 //! # What each operation sends
 //!
@@ -69,40 +74,86 @@
 //!   `tests/redis_store.rs`).
 //! - `rekey` on a single node: one function over both keys (`RENAME`, then
 //!   the update).
-//! - `delete`: a function that reads the owner and deletes the hash.
+//! - `delete`: a function that reads the owner and deletes the hash, then
+//!   a `ZREM` from the owner's set. It and the revocation's function are
+//!   flagged `allow-oom`: logging out works on a Redis full to `maxmemory`.
 //!
-//! Binding, unbinding, deleting and moving an owned session then update the
-//! owner's set (`SADD`, `SREM`) with separate commands, since the set lives
-//! in another slot. [`list_owned`](SessionStore::list_owned) reads the set
-//! and then, per member, its owner, times and TTL (pipelined on a single
-//! node); [`delete_owned`](SessionStore::delete_owned) deletes each member
-//! with a function that checks its owner first.
+//! # Owners
+//!
+//! Every live session bound to an owner is listed in the owner's set, so
+//! that [`delete_owned`](SessionStore::delete_owned) finds it. A write that
+//! binds a session to an owner, or moves an owned session, lists it
+//! *first*: on a single node in the same function call (the set's key is
+//! passed along, so one call covers both), on a Cluster (the set lives in
+//! another slot) by a call of its own just before. A failure can then leave
+//! a listed key without a session, never an owned session unlisted. A
+//! rekey that keeps the owner lists the new key under the owner the request
+//! saw (its `whole` record); the function, or the Cluster's copy, checks it
+//! against the session and starts over with the right owner if another
+//! request changed it meanwhile.
+//!
+//! A key leaves a set only where that cannot unlist an owned live session:
+//! once its session was deleted or moved away (nothing writes that key
+//! again), or when pruning, if its session is gone or has another owner,
+//! and it was listed more than ten minutes ago and not again since (no
+//! write that listed it can still be on its way to it). Listing an owner's
+//! sessions prunes what it finds stale; and each write that lists a session
+//! also checks the two members listed longest ago (a live one goes to the
+//! back of the queue), so a set stays about as large as its owner's live
+//! sessions even if nobody lists it.
+//!
+//! [`delete_owned`](SessionStore::delete_owned) must end every session the
+//! owner had when it was called, whatever rekeys race it. On a single node
+//! one function call does it all: it reads the set and deletes the sessions
+//! the owner holds, so no session moves meanwhile (its moves list the new
+//! key as they move). On a Cluster it revokes every member of the set, many
+//! calls in flight at once: one function per key deletes the session if the
+//! owner holds it and marks the key gone. It then reads the set again and
+//! revokes the members added since, until a pass finds none. No session
+//! live when it started escapes: that session was listed, so it is revoked.
+//! A rekey moving it lists the new key before it reads the old one. If it
+//! listed it before the last pass read the set, that pass or an earlier one
+//! revoked the new key: a copy already there is deleted, and the gone mark
+//! refuses one still on its way. If it listed it later, it reads the old key
+//! after the revocation deleted it, and writes nothing. A pass takes about
+//! two round trips, a move four, so the passes soon catch up with a session
+//! moving again and again.
+//!
+//! [`list_owned`](SessionStore::list_owned) reads the set and then, per
+//! member, its owner, times and TTL (one pipeline on a single node, one per
+//! primary on a Cluster).
 //!
 //! # Cluster
 //!
-//! Everything above works the same on a Cluster, except `rekey`: the old and
-//! new keys live in different slots, and no function may touch both. The store
-//! then moves a session in three round trips: it reads the whole session
-//! under the old key (with its `.v` write counter), writes it with the
-//! request's changes merged under the new key unless that is taken
-//! ([`Moved::KeyTaken`]), then deletes the old key with a function that
-//! refuses if the session is gone or has changed since it was read. If it
-//! is gone, the copy is deleted and the rekey reports [`Moved::Gone`]; if it
-//! changed (an update landed in between), the copy is deleted and the move
-//! starts over from the fresh session, so the update moves with it. A
-//! failure at any point leaves the old session intact (at worst a copy
-//! nobody knows the key of lingers until its TTL).
+//! Besides what [Owners](#owners) says, a Cluster differs in `rekey`: the old
+//! and new keys live in different slots, and no function may touch both. The
+//! store then moves a session in four round trips: it lists the new key in
+//! the owner's set, reads the whole session under the old key (with its `.v`
+//! write counter), writes it with the request's changes merged under the new
+//! key unless that is taken ([`Moved::KeyTaken`]), then deletes the old key
+//! with a function that refuses if the session is gone or has changed since
+//! it was read. If it is gone, the copy is deleted and the rekey reports
+//! [`Moved::Gone`]; if it changed (an update landed in between), the copy is
+//! deleted and the move starts over from the fresh session, so the update
+//! moves with it. A failure before the last step leaves the old session
+//! intact (at worst a listed copy nobody knows the key of lingers until its
+//! TTL); a failure of the last step leaves the session under one key or the
+//! other, listed either way.
+//!
+//! The client retries a command whose connection failed, which may run it
+//! twice: so the copy carries a token of its own (its first `.v`) and the
+//! delete leaves a gone mark naming the new key, and a retry answers
+//! "written" and "deleted" as the first run did, instead of "taken" and
+//! "gone", which would delete the only copy.
 //!
 //! The limitations: Redis has no atomicity across slots, so the move is
-//! three steps, not one. An update racing a regenerate is not lost: it lands
+//! four steps, not one. An update racing a regenerate is not lost: it lands
 //! before the final delete, which notices it and redoes the move, or after
 //! it, and finds the session gone. But a session written without pause while
-//! it moves makes the rekey fail with an error after a few attempts, and the
-//! owner sets are updated after the move, so an owner's list may briefly
-//! miss the moved session.
+//! it moves makes the rekey fail with an error after a few attempts.
 //!
-//! The `whole` record [`SessionStore::rekey`] passes is not used: the copy
-//! is made from what Redis holds, so writes made since the request loaded
+//! The copy is made from what Redis holds, not from the `whole` record
+//! [`SessionStore::rekey`] passes, so writes made since the request loaded
 //! the session are kept.
 //!
 //! # Failures
@@ -110,11 +161,16 @@
 //! Redis errors reach the lifecycle as store errors. The connections time
 //! out: a node that is down fails a request within a few seconds (sooner
 //! when the connection is refused) instead of hanging, and the single-node
-//! connection reconnects by itself once the server is back.
+//! connection reconnects by itself once the server is back. What follows a
+//! completed write (taking a deleted or moved key out of a set, pruning) is
+//! best effort: its failure is logged, never reported, since the write it
+//! follows has happened and a stale member is harmless.
 
 mod scripts;
+#[cfg(test)]
+mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -124,7 +180,9 @@ use bytes::Bytes;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
@@ -139,8 +197,20 @@ use scripts::LIBRARY;
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a node may take to answer.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often a Cluster rekey starts over when the session keeps changing.
+/// How long a write may take from listing a key in its owner's set to
+/// writing the session there, with a wide margin (its calls time out within
+/// seconds): members listed more recently are never pruned, and gone marks
+/// live this long. See [Owners](self#owners).
+const IN_FLIGHT: Duration = Duration::from_secs(600);
+/// How often a rekey starts over when the session keeps changing (on a
+/// Cluster) or changing owners.
 const REKEY_ATTEMPTS: usize = 8;
+/// How often a revocation reads the owner's set again for sessions listed
+/// while it ran.
+const REVOKE_PASSES: usize = 8;
+/// Up to how many calls over different sessions a Cluster sends one by one
+/// rather than in a pipeline per primary.
+const FEW_CALLS: usize = 8;
 
 /// Sessions in Redis, a single node or a Cluster. See the
 /// [module docs](self) for the key layout and what each operation sends.
@@ -148,6 +218,10 @@ const REKEY_ATTEMPTS: usize = 8;
 pub struct RedisStore {
     conn: Conn,
     namespace: Arc<str>,
+    /// Tests only: send every function call twice, as the Cluster client
+    /// does when a reply is lost, and keep the second reply.
+    #[cfg(test)]
+    replay: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -161,6 +235,25 @@ impl fmt::Debug for RedisStore {
             .field("namespace", &self.namespace)
             .finish()
     }
+}
+
+/// What a write function answers when it wrote.
+struct Written {
+    expiry: Expiry,
+    /// The owner before the write, if the function reports it.
+    owner_before: Option<String>,
+    /// Members of the owner's set to check, with their scores, from the
+    /// listing of the session there.
+    to_check: Vec<(String, String)>,
+}
+
+/// What the single-node rekey function answers.
+enum Rekeyed {
+    KeyTaken,
+    Gone,
+    /// The session keeps an owner (or none) other than the one expected.
+    OwnedBy(Option<String>),
+    Written(Written),
 }
 
 impl RedisStore {
@@ -193,6 +286,8 @@ impl RedisStore {
         Self {
             conn,
             namespace: Arc::from("session"),
+            #[cfg(test)]
+            replay: false,
         }
     }
 
@@ -208,10 +303,15 @@ impl RedisStore {
         format!("{}:{{{key}}}", self.namespace)
     }
 
+    /// The Redis key of a session's gone mark, in the session's slot.
+    fn gone_key(&self, key: &str) -> String {
+        format!("{}:gone:{{{key}}}", self.namespace)
+    }
+
     /// The Redis key of an owner's set.
     fn owner_key(&self, owner: &str) -> String {
         let digest = Sha256::digest(owner.as_bytes());
-        let mut key = format!("{}:owner:{{", self.namespace);
+        let mut key = format!("{}:owned:{{", self.namespace);
         for byte in digest {
             key.push_str(&format!("{byte:02x}"));
         }
@@ -223,60 +323,8 @@ impl RedisStore {
         self.conn.clone()
     }
 
-    /// Moves `key` between owner sets after a write changed its owner.
-    async fn reindex(
-        &self,
-        key: &StoreKey,
-        old: Option<&str>,
-        new: Option<&str>,
-    ) -> Result<(), RedisError> {
-        self.reindex_all(&[(key, old, new)]).await
-    }
-
-    /// [`reindex`](Self::reindex) for several keys, in one pipeline on a
-    /// single node.
-    async fn reindex_all(
-        &self,
-        moves: &[(&StoreKey, Option<&str>, Option<&str>)],
-    ) -> Result<(), RedisError> {
-        let mut commands = Vec::new();
-        for &(key, old, new) in moves.iter().filter(|(_, old, new)| old != new) {
-            if let Some(old) = old {
-                let set = self.owner_key(old);
-                commands.push(redis::cmd("SREM").arg(set).arg(key.as_str()).clone());
-            }
-            if let Some(new) = new {
-                let set = self.owner_key(new);
-                commands.push(redis::cmd("SADD").arg(&set).arg(key.as_str()).clone());
-                let max = MAX_LIFETIME.as_millis() as u64;
-                commands.push(redis::cmd("PEXPIRE").arg(&set).arg(max).clone());
-            }
-        }
-        if commands.is_empty() {
-            return Ok(());
-        }
-        self.send_all(commands).await
-    }
-
-    /// Sends commands that may live in different slots: one pipeline on a
-    /// single node, one by one on a Cluster.
-    async fn send_all(&self, commands: Vec<Cmd>) -> Result<(), RedisError> {
-        let mut conn = self.conn();
-        match conn {
-            Conn::Single(_) => {
-                let mut pipe = Pipeline::with_capacity(commands.len());
-                for command in commands {
-                    pipe.add_command(command).ignore();
-                }
-                pipe.exec_async(&mut conn).await
-            }
-            Conn::Cluster(_) => {
-                for command in commands {
-                    command.exec_async(&mut conn).await?;
-                }
-                Ok(())
-            }
-        }
+    fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
     }
 
     /// The session under `key` with its TTL, from the load function
@@ -298,6 +346,10 @@ impl RedisStore {
     /// it and runs `command` once more.
     async fn call<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, RedisError> {
         let mut conn = self.conn();
+        #[cfg(test)]
+        if self.replay {
+            let _: Result<Value, _> = command.query_async(&mut conn).await;
+        }
         match command.query_async(&mut conn).await {
             Err(error) if lacks_library(&error) => {
                 self.load_library().await?;
@@ -324,71 +376,300 @@ impl RedisStore {
         }
     }
 
-    /// Calls `function` once per key (with `arg`, if any), pipelined on a
-    /// single node.
-    async fn per_key(
-        &self,
-        function: &str,
-        keys: &[String],
-        arg: Option<&str>,
-    ) -> Result<Vec<Value>, RedisError> {
-        let calls: Vec<_> = keys
-            .iter()
-            .map(|key| {
-                let mut call = fcall(function, [self.key(key)]);
-                if let Some(arg) = arg {
-                    call.arg(arg);
-                }
-                call
-            })
-            .collect();
-        match self.conn() {
-            Conn::Single(_) => {
-                if keys.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut pipe = redis::pipe();
-                for call in calls {
+    /// Runs function calls over one session each, given with the session's
+    /// Redis key: one pipeline on a single node; on a Cluster, more than
+    /// [`FEW_CALLS`] go in one pipeline per primary (a Cluster pipeline is
+    /// meant for one slot: the calls are grouped by the slot ranges `CLUSTER
+    /// SLOTS` reports), and a call its node refuses (a slot moved since, the
+    /// library is missing) runs again on its own, which follows the Cluster's
+    /// redirections.
+    async fn call_all(&self, calls: Vec<(String, Cmd)>) -> Result<Vec<Value>, RedisError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = match self.conn() {
+            Conn::Cluster(connection) => connection,
+            mut conn @ Conn::Single(_) => {
+                let mut pipe = Pipeline::with_capacity(calls.len());
+                for (_, call) in calls {
                     pipe.add_command(call);
                 }
-                let mut conn = self.conn();
-                match pipe.query_async(&mut conn).await {
+                return match pipe.query_async(&mut conn).await {
                     // Nothing ran: every call failed the same way.
                     Err(error) if lacks_library(&error) => {
                         self.load_library().await?;
                         pipe.query_async(&mut conn).await
                     }
                     result => result,
+                };
+            }
+        };
+        let mut values = vec![None; calls.len()];
+        // A few calls go one by one: batching costs a round trip of its own.
+        if calls.len() > FEW_CALLS {
+            let slots: Vec<Value> = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async(&mut conn)
+                .await?;
+            let primaries = slot_ranges(slots);
+            let mut by_primary: HashMap<&str, Vec<usize>> = HashMap::new();
+            for (at, (key, _)) in calls.iter().enumerate() {
+                let slot = slot_of(key);
+                let primary = primaries
+                    .iter()
+                    .find(|(first, last, _)| (*first..=*last).contains(&slot))
+                    .map_or("", |(_, _, primary)| primary.as_str());
+                by_primary.entry(primary).or_default().push(at);
+            }
+            for batch in by_primary.values() {
+                let mut pipe = Pipeline::with_capacity(batch.len());
+                for &at in batch {
+                    pipe.add_command(calls[at].1.clone());
+                }
+                let primary = Route::with_key(&calls[batch[0]].0, SlotAddr::Master);
+                let route = SingleNodeRoutingInfo::SpecificNode(primary);
+                // A failed batch runs again call by call, below.
+                if let Ok(replies) = conn.route_pipeline(pipe, 0, batch.len(), route).await {
+                    for (&at, reply) in batch.iter().zip(replies) {
+                        if !matches!(reply, Value::ServerError(_)) {
+                            values[at] = Some(reply);
+                        }
+                    }
                 }
             }
-            Conn::Cluster(_) => {
-                let mut values = Vec::with_capacity(keys.len());
-                for call in &calls {
-                    values.push(self.call(call).await?);
-                }
-                Ok(values)
+        }
+        let mut replies = Vec::with_capacity(calls.len());
+        for (value, (_, call)) in values.into_iter().zip(&calls) {
+            replies.push(match value {
+                Some(value) => value,
+                None => self.call(call).await?,
+            });
+        }
+        Ok(replies)
+    }
+
+    /// Lists `key` in the set of `owner` (a Cluster write's first step) and
+    /// returns the members to check.
+    async fn list_under(
+        &self,
+        owner: &str,
+        key: &StoreKey,
+    ) -> Result<Vec<(String, String)>, RedisError> {
+        let mut list = fcall(&LIBRARY.list, &[self.owner_key(owner)]);
+        list.arg(key.as_str());
+        Ok(pairs(self.call(&list).await?))
+    }
+
+    /// Runs the write `function` over `session_keys`, with the session under
+    /// `key` bound to `owner` if the change set binds it to one: then the
+    /// owner's set lists it first (see [Owners](self#owners)). `None` when
+    /// the function found the key taken or gone.
+    async fn write(
+        &self,
+        function: &str,
+        mut session_keys: Vec<String>,
+        key: &StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Option<Written>, BoxError> {
+        let owner = match &changes.owner {
+            Update::Set(Some(owner)) => Some(&**owner),
+            _ => None,
+        };
+        let mut listed = Vec::new();
+        let mut member = None;
+        if let Some(owner) = owner {
+            if self.is_cluster() {
+                listed = self.list_under(owner, key).await?;
+            } else {
+                session_keys.push(self.owner_key(owner));
+                member = Some(key.as_str());
             }
+        }
+        let call = write_call(function, &session_keys, member.as_slice(), changes)?;
+        let Some(mut written) = written(self.call(&call).await?)? else {
+            return Ok(None);
+        };
+        written.to_check.extend(listed);
+        if let Some(owner) = owner {
+            self.prune(owner, std::mem::take(&mut written.to_check))
+                .await;
+        }
+        Ok(Some(written))
+    }
+
+    /// The members of an owner's set, with their scores.
+    async fn members(&self, owner: &str) -> Result<Vec<(String, String)>, RedisError> {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.owner_key(owner))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(pairs(members))
+    }
+
+    /// Each of `members` with its session, if that is live and the owner's.
+    async fn examine(
+        &self,
+        owner: &str,
+        members: Vec<(String, String)>,
+    ) -> Result<Vec<(String, String, Option<OwnedSession>)>, BoxError> {
+        let calls = members
+            .iter()
+            .map(|(member, _)| {
+                let key = self.key(member);
+                let entry = fcall(&LIBRARY.entry, &[&key]);
+                (key, entry)
+            })
+            .collect();
+        let entries = self.call_all(calls).await?;
+        let mut examined = Vec::with_capacity(members.len());
+        for ((member, score), entry) in members.into_iter().zip(entries) {
+            let (holder, created, updated, ttl, now): (
+                Option<String>,
+                Option<u64>,
+                Option<u64>,
+                i64,
+                u64,
+            ) = redis::from_redis_value(entry)?;
+            let session = match (holder, created, updated) {
+                (Some(holder), Some(created), Some(updated)) if holder == owner && ttl > 0 => {
+                    Some(OwnedSession {
+                        key: StoreKey::new(member.clone()),
+                        created_at: UNIX_EPOCH + Duration::from_millis(created),
+                        updated_at: UNIX_EPOCH + Duration::from_millis(updated),
+                        expires_at: UNIX_EPOCH + Duration::from_millis(now + ttl as u64),
+                    })
+                }
+                _ => None,
+            };
+            examined.push((member, score, session));
+        }
+        Ok(examined)
+    }
+
+    /// Settles examined members of an owner's set (the prune function):
+    /// live ones go to the back of the queue, others leave the set once that
+    /// is safe. Best effort: a failure only leaves the set as it was.
+    async fn settle(&self, owner: &str, examined: &[(String, String, Option<OwnedSession>)]) {
+        if examined.is_empty() {
+            return;
+        }
+        let mut prune = fcall(&LIBRARY.prune, &[self.owner_key(owner)]);
+        for (member, score, session) in examined {
+            let live = if session.is_some() { "1" } else { "0" };
+            prune.arg(member).arg(score).arg(live);
+        }
+        if let Err(error) = self.call::<Value>(&prune).await {
+            tracing::warn!(%error, "pruning an owner's set of sessions failed");
         }
     }
 
-    /// The members of an owner's set.
-    async fn members(&self, owner: &str) -> Result<Vec<String>, RedisError> {
-        redis::cmd("SMEMBERS")
-            .arg(self.owner_key(owner))
-            .query_async(&mut self.conn())
-            .await
+    /// Checks the members a listing returned (listed long ago), so that the
+    /// set is pruned as it grows. Best effort.
+    async fn prune(&self, owner: &str, to_check: Vec<(String, String)>) {
+        if to_check.is_empty() {
+            return;
+        }
+        match self.examine(owner, to_check).await {
+            Ok(examined) => self.settle(owner, &examined).await,
+            Err(error) => tracing::warn!(%error, "pruning an owner's set of sessions failed"),
+        }
     }
 
-    /// A Cluster rekey: copy, then delete the original if it did not change.
+    /// Takes keys whose sessions were deleted or moved away out of an
+    /// owner's set. Best effort: a failure only leaves stale members.
+    async fn unlist(&self, owner: &str, keys: &[&str]) {
+        if keys.is_empty() {
+            return;
+        }
+        let result = redis::cmd("ZREM")
+            .arg(self.owner_key(owner))
+            .arg(keys)
+            .exec_async(&mut self.conn())
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "removing ended sessions from their owner's set failed");
+        }
+    }
+
+    /// What follows a move: `from` leaves its old owner's set unless the
+    /// move took it out already, and the new owner's set is pruned.
+    async fn after_move(
+        &self,
+        from: &StoreKey,
+        old_owner: Option<&str>,
+        new_owner: Option<&str>,
+        unlisted_by_move: bool,
+        to_check: Vec<(String, String)>,
+    ) {
+        if let Some(old_owner) = old_owner {
+            if !(unlisted_by_move && Some(old_owner) == new_owner) {
+                self.unlist(old_owner, &[from.as_str()]).await;
+            }
+        }
+        if let Some(new_owner) = new_owner {
+            self.prune(new_owner, to_check).await;
+        }
+    }
+
+    /// A single-node rekey: one call moves the session and lists the new key
+    /// under the owner it keeps, which the call checks.
+    async fn rekey_in_one_call(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &ChangeSet,
+        whole: &Record,
+    ) -> Result<Moved, BoxError> {
+        let mut owner = owner_after(changes, whole.owner.as_deref());
+        for _ in 0..REKEY_ATTEMPTS {
+            let mut keys = vec![self.key(from.as_str()), self.key(to.as_str())];
+            let mut listing = Vec::new();
+            if let Some(owner) = &owner {
+                keys.push(self.owner_key(owner));
+                listing = vec![owner.as_str(), to.as_str(), from.as_str()];
+            }
+            let call = write_call(&LIBRARY.rekey, &keys, &listing, changes)?;
+            match rekeyed(self.call(&call).await?)? {
+                Rekeyed::KeyTaken => return Ok(Moved::KeyTaken),
+                Rekeyed::Gone => return Ok(Moved::Gone),
+                Rekeyed::OwnedBy(actual) => owner = owner_after(changes, actual.as_deref()),
+                Rekeyed::Written(written) => {
+                    let old_owner = written.owner_before.as_deref();
+                    self.after_move(from, old_owner, owner.as_deref(), true, written.to_check)
+                        .await;
+                    return Ok(Moved::Written(written.expiry));
+                }
+            }
+        }
+        Err(
+            format!("the session kept changing owners during {REKEY_ATTEMPTS} attempts to move it")
+                .into(),
+        )
+    }
+
+    /// A Cluster rekey: list the new key, copy, then delete the original if
+    /// it did not change. See [Cluster](self#cluster).
     async fn rekey_across_slots(
         &self,
         from: &StoreKey,
         to: &StoreKey,
         changes: &ChangeSet,
+        whole: &Record,
     ) -> Result<Moved, BoxError> {
         let (from_key, to_key) = (self.key(from.as_str()), self.key(to.as_str()));
-        let mut conn = self.conn();
+        let (from_gone, to_gone) = (self.gone_key(from.as_str()), self.gone_key(to.as_str()));
+        // The owner the request saw; checked against the session below.
+        let mut owner = owner_after(changes, whole.owner.as_deref());
         for _ in 0..REKEY_ATTEMPTS {
+            // Listed before `from` is read: a revocation that misses `to`
+            // has revoked `from` before this read (see "Owners").
+            let to_check = match &owner {
+                Some(owner) => self.list_under(owner, to).await?,
+                None => Vec::new(),
+            };
             let Some((current, packed)) = self.snapshot(&from_key).await? else {
                 return Ok(Moved::Gone);
             };
@@ -407,6 +688,13 @@ impl RedisStore {
                 .get(b".owner".as_slice())
                 .map(|owner| text(owner))
                 .transpose()?;
+            let new_owner = owner_after(changes, old_owner.as_deref());
+            if new_owner != owner {
+                // Another request changed the owner: list `to` under the
+                // right one, then read again.
+                owner = new_owner;
+                continue;
+            }
             let old_age = hash
                 .get(b".max_age".as_slice())
                 .map(|age| millis(age))
@@ -417,7 +705,6 @@ impl RedisStore {
             for name in &changes.remove {
                 hash.remove(name.as_bytes());
             }
-            let owner = changes.owner.applied_to(old_owner.clone().map(Arc::from));
             match &owner {
                 Some(owner) => hash.insert(b".owner".to_vec(), owner.as_bytes().to_vec()),
                 None => hash.remove(b".owner".as_slice()),
@@ -432,38 +719,53 @@ impl RedisStore {
                 Update::Keep => life.max(current),
                 Update::Set(_) => life,
             };
-            let mut put = fcall(&LIBRARY.put, [&to_key]);
-            put.arg(ms_text(ttl));
+            // The copy's first version, unique to this attempt, so that a
+            // retried put recognizes the copy as its own.
+            let token = (getrandom::u64()? >> 2).to_string();
+            let mut put = fcall(&LIBRARY.put, &[&to_key, &to_gone]);
+            put.arg(ms_text(ttl)).arg(&token);
             for (name, value) in &hash {
                 put.arg(name.as_slice()).arg(value.as_slice());
             }
-            let written: Value = self.call(&put).await?;
-            if written == Value::Nil {
-                return Ok(Moved::KeyTaken);
+            match self.call::<i64>(&put).await? {
+                0 => return Ok(Moved::KeyTaken),
+                // Revoked while the copy was on its way: the session is
+                // being revoked too.
+                -1 => return Ok(Moved::Gone),
+                _ => {}
             }
-            let mut take = fcall(&LIBRARY.take, [&from_key]);
-            take.arg(version.as_slice());
-            let taken = self.call(&take).await;
-            match taken {
-                Ok(2) => {
-                    let moves = [
-                        (from, old_owner.as_deref(), None),
-                        (to, None, owner.as_deref()),
-                    ];
-                    self.reindex_all(&moves).await?;
-                    return Ok(Moved::Written(Expiry { ttl, max_age }));
-                }
-                Ok(gone_or_changed) => {
-                    redis::cmd("DEL").arg(&to_key).exec_async(&mut conn).await?;
-                    if gone_or_changed == 0 {
-                        return Ok(Moved::Gone);
-                    }
-                }
-                Err(error) => {
-                    // The original is intact; the copy would only linger.
-                    let _ = redis::cmd("DEL").arg(&to_key).exec_async(&mut conn).await;
-                    return Err(error.into());
-                }
+            let mut take = fcall(&LIBRARY.take, &[&from_key, &from_gone]);
+            take.arg(version.as_slice()).arg(to.as_str());
+            // A take that failed may have run, its reply lost: asked again,
+            // it answers as it did. Failing again, it leaves the copy, which
+            // may be the only one left.
+            let taken: i64 = match self.call(&take).await {
+                Ok(taken) => taken,
+                Err(_) => self.call(&take).await?,
+            };
+            if taken == 2 {
+                self.after_move(
+                    from,
+                    old_owner.as_deref(),
+                    owner.as_deref(),
+                    false,
+                    to_check,
+                )
+                .await;
+                return Ok(Moved::Written(Expiry { ttl, max_age }));
+            }
+            // A copy of a stale version, or of a session that is gone: never
+            // handed out. Should deleting it fail, it lingers, listed, until
+            // its TTL.
+            let deleted = redis::cmd("DEL")
+                .arg(&to_key)
+                .exec_async(&mut self.conn())
+                .await;
+            if let Err(error) = deleted {
+                tracing::warn!(%error, "deleting an unused copy of a moved session failed");
+            }
+            if taken == 0 {
+                return Ok(Moved::Gone);
             }
         }
         Err(format!("the session kept changing during {REKEY_ATTEMPTS} attempts to move it").into())
@@ -494,28 +796,26 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Created, BoxError> {
-        let create = write_call(&LIBRARY.create, [self.key(key.as_str())], changes)?;
-        let value: Value = self.call(&create).await?;
-        let Some((expiry, _)) = written(value)? else {
-            return Ok(Created::KeyTaken);
-        };
-        if let Update::Set(Some(owner)) = &changes.owner {
-            self.reindex(key, None, Some(owner)).await?;
-        }
-        Ok(Created::Written(expiry))
+        let keys = vec![self.key(key.as_str())];
+        Ok(
+            match self.write(&LIBRARY.create, keys, key, changes).await? {
+                Some(written) => Created::Written(written.expiry),
+                None => Created::KeyTaken,
+            },
+        )
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Updated, BoxError> {
-        let update = write_call(&LIBRARY.update, [self.key(key.as_str())], changes)?;
-        let value: Value = self.call(&update).await?;
-        let Some((expiry, old_owner)) = written(value)? else {
-            return Ok(Updated::Gone);
-        };
-        if let Update::Set(owner) = &changes.owner {
-            self.reindex(key, old_owner.as_deref(), owner.as_deref())
-                .await?;
-        }
-        Ok(Updated::Written(expiry))
+        // A new owner lists the session; the old owner's set keeps it until
+        // pruned: taking it out here could unlist it, should a concurrent
+        // request bind it back to that owner.
+        let keys = vec![self.key(key.as_str())];
+        Ok(
+            match self.write(&LIBRARY.update, keys, key, changes).await? {
+                Some(written) => Updated::Written(written.expiry),
+                None => Updated::Gone,
+            },
+        )
     }
 
     async fn rekey(
@@ -523,102 +823,158 @@ impl SessionStore for RedisStore {
         from: &StoreKey,
         to: &StoreKey,
         changes: &ChangeSet,
-        _whole: &Record,
+        whole: &Record,
     ) -> Result<Moved, BoxError> {
-        if let Conn::Cluster(_) = self.conn {
-            return self.rekey_across_slots(from, to, changes).await;
+        if self.is_cluster() {
+            self.rekey_across_slots(from, to, changes, whole).await
+        } else {
+            self.rekey_in_one_call(from, to, changes, whole).await
         }
-        let keys = [self.key(from.as_str()), self.key(to.as_str())];
-        let value: Value = self
-            .call(&write_call(&LIBRARY.rekey, keys, changes)?)
-            .await?;
-        if value == Value::Int(0) {
-            return Ok(Moved::KeyTaken);
-        }
-        let Some((expiry, old_owner)) = written(value)? else {
-            return Ok(Moved::Gone);
-        };
-        let new_owner = changes.owner.applied_to(old_owner.clone().map(Arc::from));
-        let moves = [
-            (from, old_owner.as_deref(), None),
-            (to, None, new_owner.as_deref()),
-        ];
-        self.reindex_all(&moves).await?;
-        Ok(Moved::Written(expiry))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), BoxError> {
         let owner: Option<String> = self
-            .call(&fcall(&LIBRARY.delete, [self.key(key.as_str())]))
+            .call(&fcall(&LIBRARY.delete, &[self.key(key.as_str())]))
             .await?;
-        self.reindex(key, owner.as_deref(), None).await?;
+        if let Some(owner) = owner {
+            self.unlist(&owner, &[key.as_str()]).await;
+        }
         Ok(())
     }
 
     async fn list_owned(&self, owner: &str) -> Result<Vec<OwnedSession>, BoxError> {
         let members = self.members(owner).await?;
-        let entries = self.per_key(&LIBRARY.entry, &members, None).await?;
-        let (mut listed, mut stale) = (Vec::new(), Vec::new());
-        for (member, entry) in members.into_iter().zip(entries) {
-            let (holder, created, updated, ttl, now): (
-                Option<String>,
-                Option<u64>,
-                Option<u64>,
-                i64,
-                u64,
-            ) = redis::from_redis_value(entry)?;
-            match (holder, created, updated) {
-                (Some(holder), Some(created), Some(updated)) if holder == owner && ttl > 0 => {
-                    listed.push(OwnedSession {
-                        key: StoreKey::new(member),
-                        created_at: UNIX_EPOCH + Duration::from_millis(created),
-                        updated_at: UNIX_EPOCH + Duration::from_millis(updated),
-                        expires_at: UNIX_EPOCH + Duration::from_millis(now + ttl as u64),
-                    });
-                }
-                _ => stale.push(member),
-            }
-        }
-        if !stale.is_empty() {
-            redis::cmd("SREM")
-                .arg(self.owner_key(owner))
-                .arg(&stale)
-                .exec_async(&mut self.conn())
-                .await?;
-        }
-        Ok(listed)
+        let (listed, stale): (Vec<_>, Vec<_>) = self
+            .examine(owner, members)
+            .await?
+            .into_iter()
+            .partition(|(_, _, session)| session.is_some());
+        self.settle(owner, &stale).await;
+        Ok(listed
+            .into_iter()
+            .filter_map(|(_, _, session)| session)
+            .collect())
     }
 
     async fn delete_owned(&self, owner: &str, keep: Option<&StoreKey>) -> Result<u64, BoxError> {
-        let members: Vec<String> = self
-            .members(owner)
-            .await?
+        if !self.is_cluster() {
+            let mut revoke = fcall(&LIBRARY.revoke_all, &[self.owner_key(owner)]);
+            revoke
+                .arg(owner)
+                .arg(format!("{}:", self.namespace))
+                .arg(keep.map_or("", StoreKey::as_str));
+            return Ok(self.call(&revoke).await?);
+        }
+        // Passes until one finds nothing new: see "Owners" in the module
+        // docs for why no session escapes.
+        let mut seen: HashSet<String> = keep
+            .map(|keep| keep.as_str().to_owned())
             .into_iter()
-            .filter(|member| keep.is_none_or(|keep| keep.as_str() != member))
             .collect();
-        let outcomes = self
-            .per_key(&LIBRARY.delete_if_owned, &members, Some(owner))
-            .await?;
-        let mut deleted = 0;
-        for outcome in outcomes {
-            deleted += redis::from_redis_value::<u64>(outcome)?;
+        let mut deleted = Vec::new();
+        for _ in 0..REVOKE_PASSES {
+            let fresh: Vec<String> = self
+                .members(owner)
+                .await?
+                .into_iter()
+                .map(|(member, _)| member)
+                .filter(|member| !seen.contains(member))
+                .collect();
+            if fresh.is_empty() {
+                // Deleted and marked gone: nothing writes there again.
+                let names: Vec<&str> = deleted.iter().map(String::as_str).collect();
+                self.unlist(owner, &names).await;
+                return Ok(names.len() as u64);
+            }
+            let calls = fresh
+                .iter()
+                .map(|member| {
+                    let key = self.key(member);
+                    let mut revoke = fcall(&LIBRARY.revoke, &[&key, &self.gone_key(member)]);
+                    revoke.arg(owner);
+                    (key, revoke)
+                })
+                .collect();
+            let outcomes = self.call_all(calls).await?;
+            for (member, outcome) in fresh.into_iter().zip(outcomes) {
+                if redis::from_redis_value::<i64>(outcome)? == 1 {
+                    deleted.push(member.clone());
+                }
+                seen.insert(member);
+            }
         }
-        if !members.is_empty() {
-            redis::cmd("SREM")
-                .arg(self.owner_key(owner))
-                .arg(&members)
-                .exec_async(&mut self.conn())
-                .await?;
-        }
-        Ok(deleted)
+        Err(format!("the owner's sessions kept changing during {REVOKE_PASSES} passes").into())
     }
 }
 
+/// The slot ranges of a Cluster's primaries, each with the primary's
+/// address, from a `CLUSTER SLOTS` reply.
+fn slot_ranges(reply: Vec<Value>) -> Vec<(u16, u16, String)> {
+    let mut ranges = Vec::with_capacity(reply.len());
+    for range in reply {
+        let Value::Array(range) = range else { continue };
+        if let [Value::Int(first), Value::Int(last), Value::Array(primary), ..] = range.as_slice() {
+            if let [host, port, ..] = primary.as_slice() {
+                let host: String = redis::from_redis_value_ref(host).unwrap_or_default();
+                let port: u16 = redis::from_redis_value_ref(port).unwrap_or_default();
+                let (first, last) = (*first as u16, *last as u16);
+                ranges.push((first, last, format!("{host}:{port}")));
+            }
+        }
+    }
+    ranges
+}
+
+/// The Cluster slot of a Redis key: CRC16 (XMODEM) of its hash tag, if it
+/// has one, else of the whole key, modulo 16384.
+fn slot_of(key: &str) -> u16 {
+    let key = key.as_bytes();
+    let tag = key
+        .iter()
+        .position(|&byte| byte == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&byte| byte == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for &byte in tag {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            };
+        }
+    }
+    crc % 16384
+}
+
 /// `FCALL function numkeys keys...`, for the arguments to follow.
-fn fcall<K: redis::ToRedisArgs, const N: usize>(function: &str, keys: [K; N]) -> Cmd {
+fn fcall<K: redis::ToRedisArgs>(function: &str, keys: &[K]) -> Cmd {
     let mut call = redis::cmd("FCALL");
-    call.arg(function).arg(N).arg(&keys);
+    call.arg(function).arg(keys.len()).arg(keys);
     call
+}
+
+/// The owner a session has after `changes`, given the one it has.
+fn owner_after(changes: &ChangeSet, current: Option<&str>) -> Option<String> {
+    match &changes.owner {
+        Update::Keep => current.map(str::to_owned),
+        Update::Set(owner) => owner.as_deref().map(str::to_owned),
+    }
+}
+
+/// Names and scores from a flat `WITHSCORES` reply.
+fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut flat = flat.into_iter();
+    let mut pairs = Vec::with_capacity(flat.len() / 2);
+    while let (Some(name), Some(score)) = (flat.next(), flat.next()) {
+        pairs.push((name, score));
+    }
+    pairs
 }
 
 /// Whether `error` says the function called does not exist (the server
@@ -634,11 +990,13 @@ fn lacks_library(error: &RedisError) -> bool {
     })
 }
 
-/// The function call writing `changes`: the header, then the owner, the
-/// fields to set and the fields to remove (see [`scripts`]).
-fn write_call<const N: usize>(
+/// The function call writing `changes` over `keys`: the header, the
+/// `listing` arguments (see [`scripts`]), then the owner, the fields to set
+/// and the fields to remove.
+fn write_call(
     function: &str,
-    keys: [String; N],
+    keys: &[String],
+    listing: &[&str],
     changes: &ChangeSet,
 ) -> Result<Cmd, BoxError> {
     if let Some(name) = changes
@@ -668,7 +1026,7 @@ fn write_call<const N: usize>(
         header.push_str(&format!("r{}", changes.remove.len()));
     }
     let mut invocation = fcall(function, keys);
-    invocation.arg(header);
+    invocation.arg(header).arg(listing);
     if let Update::Set(Some(owner)) = &changes.owner {
         invocation.arg(&**owner);
     }
@@ -700,22 +1058,43 @@ fn ms_text(duration: Duration) -> String {
     millis_of(duration).to_string()
 }
 
-/// The `{ttl, override, owner before}` a write answers, or `None` when it
-/// found the key taken or gone.
-fn written(value: Value) -> Result<Option<(Expiry, Option<String>)>, BoxError> {
+/// What a write function answers: `{ttl, override, owner before, members
+/// to check}`, or nil when it found the key taken or gone (`None`).
+fn written(value: Value) -> Result<Option<Written>, BoxError> {
     let Value::Array(mut items) = value else {
         return Ok(None);
     };
-    items.resize(3, Value::Nil);
+    items.resize(4, Value::Nil);
     let mut items = items.into_iter();
-    let ttl: u64 = redis::from_redis_value(items.next().unwrap_or_default())?;
-    let max_age: Option<Vec<u8>> = redis::from_redis_value(items.next().unwrap_or_default())?;
-    let owner: Option<String> = redis::from_redis_value(items.next().unwrap_or_default())?;
+    let mut next = || items.next().unwrap_or_default();
+    let ttl: u64 = redis::from_redis_value(next())?;
+    let max_age: Option<Vec<u8>> = redis::from_redis_value(next())?;
+    let owner_before: Option<String> = redis::from_redis_value(next())?;
+    let to_check: Option<Vec<String>> = redis::from_redis_value(next())?;
     let expiry = Expiry {
         ttl: Duration::from_millis(ttl),
         max_age: max_age.as_deref().map(millis).transpose()?,
     };
-    Ok(Some((expiry, owner)))
+    Ok(Some(Written {
+        expiry,
+        owner_before,
+        to_check: pairs(to_check.unwrap_or_default()),
+    }))
+}
+
+/// What the single-node rekey function answers (see [`scripts`]).
+fn rekeyed(value: Value) -> Result<Rekeyed, BoxError> {
+    match value {
+        Value::Int(0) => Ok(Rekeyed::KeyTaken),
+        Value::Array(items) if items.first() == Some(&Value::BulkString(b"owner".to_vec())) => {
+            let owner = items.into_iter().nth(1).unwrap_or_default();
+            Ok(Rekeyed::OwnedBy(redis::from_redis_value(owner)?))
+        }
+        value => Ok(match written(value)? {
+            Some(written) => Rekeyed::Written(written),
+            None => Rekeyed::Gone,
+        }),
+    }
 }
 
 fn millis(value: &[u8]) -> Result<Duration, BoxError> {
