@@ -1,6 +1,8 @@
 //! The file store passes the store conformance suite, shares its sessions
 //! and owner indexes between stores (and processes) on one directory, keeps
-//! them across restarts, and cleans up after itself.
+//! them across restarts, and cleans up after itself. Its owner indexes
+//! survive bad entries and revoke many sessions quickly, a write abandoned
+//! by a timeout never lands, and it refuses a directory others control.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -10,14 +12,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use session::store::file::FileStore;
-use session::store::{conformance, ChangeSet, Created, ExpiredCleanup, Record, Update, Updated};
+use session::store::file::{FileStore, UnsafeDirectory};
+use session::store::{
+    conformance, ChangeSet, Created, ExpiredCleanup, Moved, Record, Update, Updated,
+};
 use session::{SessionStore, StoreKey};
 
 const HOUR: Duration = Duration::from_secs(60 * 60);
 /// A lifetime that is over once [`EXPIRY_WAIT`] has passed.
 const BLINK: Duration = Duration::from_millis(1);
 const EXPIRY_WAIT: Duration = Duration::from_millis(20);
+
+/// The names of the owners "ann"'s and "bob"'s indexes: SHA-256 in hex.
+const ANN_INDEX: &str = "49915e0d7d4b402e3017d010bc1c0e83cac6c797d6c16e66340fe3268693a6a1";
+const BOB_INDEX: &str = "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9";
 
 /// Tells the test binary, run again by [`two_processes_racing_updates_of_different_fields_all_survive`],
 /// to act as the second process: the directory it writes to.
@@ -221,6 +229,49 @@ fn write_as_the_second_process(dir: PathBuf) {
     println!("child process wrote {PROCESS_ROUNDS} fields");
 }
 
+/// "Log out everywhere" through one store while another store on the
+/// directory (as another process would) keeps regenerating the owner's
+/// sessions: once revoking returns, none is live, whatever key it hopped to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoking_through_one_store_ends_sessions_hopping_through_another() {
+    let dir = TempDir::new("revoke-across-stores");
+    let (revoker, mover) = (store(&dir), Arc::new(store(&dir)));
+    for round in 0..20 {
+        let owner = format!("hopper-{round}");
+        let mut hoppers = Vec::new();
+        for session in 0..3 {
+            let start = key(&format!("hop-{round}-{session}-0"));
+            create(&revoker, &start, &set(&[("a", "1")], HOUR).owned_by(&owner)).await;
+            let mover = Arc::clone(&mover);
+            hoppers.push(tokio::spawn(async move {
+                let mut visited = vec![start.clone()];
+                let mut at = start;
+                for hop in 1..50 {
+                    let Some(seen) = mover.load(&at).await.unwrap() else {
+                        break;
+                    };
+                    let to = key(&format!("hop-{round}-{session}-{hop}"));
+                    visited.push(to.clone());
+                    let touch = ChangeSet::touch(HOUR);
+                    match mover.rekey(&at, &to, &touch, &seen).await.unwrap() {
+                        Moved::Written(_) => at = to,
+                        Moved::Gone | Moved::KeyTaken => break,
+                    }
+                }
+                visited
+            }));
+        }
+        revoker.delete_owned(&owner, None).await.unwrap();
+        for hopper in hoppers {
+            for key in hopper.await.unwrap() {
+                let survivor = revoker.load(&key).await.unwrap();
+                assert_eq!(survivor, None, "round {round}: {key:?} survived revocation");
+            }
+        }
+        assert!(revoker.list_owned(&owner).await.unwrap().is_empty());
+    }
+}
+
 /// A lock another open file holds on a session's stripe (as another process
 /// or thread would) holds the store's writes back, but not its loads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,16 +406,8 @@ async fn cleanup_removes_expired_empty_unparsable_and_stale_files() {
     let foreign = sessions.join("README");
     fs::write(&foreign, b"not the store's").unwrap();
     // An index entry a crash left: a session that does not exist.
-    let bob = owner_files(&dir)
-        .into_iter()
-        .find(|index| fs::read_to_string(index).unwrap().contains("\"bob\""))
-        .expect("bob's index");
-    let mut index: serde_json::Value = serde_json::from_slice(&fs::read(&bob).unwrap()).unwrap();
-    index["sessions"]
-        .as_array_mut()
-        .unwrap()
-        .push("f".repeat(64).into());
-    fs::write(&bob, serde_json::to_vec(&index).unwrap()).unwrap();
+    let bob = index_dir(&dir, BOB_INDEX);
+    fs::write(bob.join("f".repeat(64)), b"").unwrap();
 
     assert_eq!(
         store.delete_expired().await.unwrap(),
@@ -380,17 +423,25 @@ async fn cleanup_removes_expired_empty_unparsable_and_stale_files() {
     assert_eq!(session_files(&dir).len(), 1, "{:?}", session_files(&dir));
     load(&store, &live).await;
     assert_eq!(store.load(&expired).await.unwrap(), None);
-    assert_eq!(
-        owner_files(&dir),
-        std::slice::from_ref(&bob),
+    let ann = index_dir(&dir, ANN_INDEX);
+    assert!(
+        entries(&ann).is_empty(),
         "ann's index outlived her sessions"
     );
-    let index: serde_json::Value = serde_json::from_slice(&fs::read(&bob).unwrap()).unwrap();
     assert_eq!(
-        index["sessions"].as_array().unwrap().len(),
-        1,
-        "a stale index entry survived: {index}"
+        entries(&bob),
+        [session_name(&the_session_file(&dir))],
+        "a stale index entry survived"
     );
+    // An index empty for an hour goes; one with entries stays.
+    for index in [&ann, &bob] {
+        File::open(index)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    store.delete_expired().await.unwrap();
+    assert_eq!(owner_indexes(&dir), [bob]);
     assert_eq!(store.list_owned("bob").await.unwrap().len(), 1);
     assert!(store.list_owned("ann").await.unwrap().is_empty());
 }
@@ -456,7 +507,246 @@ async fn the_layout_is_sharded_and_files_are_private() {
 }
 
 // ---------------------------------------------------------------------------
+// Owner indexes, abandoned writes, the directory
+
+/// Names no session file can have: too short, not hex, upper case, or
+/// reaching out of the store's directory.
+const BAD_NAMES: [&str; 7] = [
+    "",
+    "a",
+    "ab",
+    "../x",
+    "../../../../../../etc/passwd",
+    "gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg",
+    "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789",
+];
+
+/// An owner index with bad entries (written by hand, a bug, or an older
+/// version's JSON index) is no reason to panic: listing, revoking and
+/// sweeping skip the bad entries and still handle the good ones.
+#[tokio::test]
+async fn bad_owner_index_entries_are_skipped_not_fatal() {
+    let dir = TempDir::new("bad-index");
+    let (first, second, bobs) = (key("ann-1"), key("ann-2"), key("bob-1"));
+    {
+        let store = store(&dir);
+        for key in [&first, &second] {
+            create(&store, key, &set(&[("a", "1")], HOUR).owned_by("ann")).await;
+        }
+        create(&store, &bobs, &set(&[("a", "1")], HOUR).owned_by("bob")).await;
+    }
+    let mut entries: Vec<String> = session_files(&dir)
+        .iter()
+        .filter(|file| fs::read_to_string(file).unwrap().contains("\"ann\""))
+        .map(|file| session_name(file))
+        .collect();
+    assert_eq!(entries.len(), 2);
+    entries.extend(BAD_NAMES.map(String::from));
+    // The index as a JSON file (the first layout), replacing any there.
+    let legacy = dir
+        .path()
+        .join(format!("owners/{}/{ANN_INDEX}.json", &ANN_INDEX[..2]));
+    fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    let index = serde_json::json!({ "owner": "ann", "sessions": entries });
+    fs::write(&legacy, serde_json::to_vec(&index).unwrap()).unwrap();
+    // Stray files in the index directory of the current layout.
+    let ann = index_dir(&dir, ANN_INDEX);
+    fs::create_dir_all(ann.join("a-directory")).unwrap();
+    for name in BAD_NAMES
+        .iter()
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+    {
+        fs::write(ann.join(name), b"").unwrap();
+    }
+    fs::write(dir.path().join("owned/not-a-stripe"), b"").unwrap();
+
+    let store = store(&dir);
+    let mut listed: Vec<StoreKey> = store
+        .list_owned("ann")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|owned| owned.key)
+        .collect();
+    listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(listed, [first.clone(), second.clone()]);
+    assert!(!legacy.exists(), "the JSON index was not moved");
+    store.delete_expired().await.unwrap();
+    assert_eq!(store.list_owned("ann").await.unwrap().len(), 2);
+    assert_eq!(store.delete_owned("ann", None).await.unwrap(), 2);
+    assert!(store.list_owned("ann").await.unwrap().is_empty());
+    for key in [&first, &second] {
+        assert_eq!(store.load(key).await.unwrap(), None);
+    }
+    load(&store, &bobs).await;
+    assert_eq!(store.list_owned("bob").await.unwrap().len(), 1);
+    store.delete_expired().await.unwrap();
+    load(&store, &bobs).await;
+}
+
+/// A write the caller gave up on (a store timeout drops its future) while
+/// its blocking task waited never lands later: it cannot overwrite a newer
+/// write, and an abandoned create leaves no session nobody knows the id of.
+#[test]
+fn writes_abandoned_by_a_timeout_never_land() {
+    let dir = TempDir::new("abandoned");
+    let store = store(&dir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (updated, orphan) = (key("abandoned-update"), key("abandoned-create"));
+    runtime.block_on(create(&store, &updated, &set(&[("a", "first")], HOUR)));
+
+    let stalled = StalledRuntime::new();
+    stalled.runtime.block_on(async {
+        let late_update = set(&[("a", "late")], HOUR);
+        let late_create = set(&[("a", "orphan")], HOUR);
+        let late = store.update(&updated, &late_update);
+        let timed_out = tokio::time::timeout(Duration::from_millis(50), late).await;
+        assert!(timed_out.is_err(), "the stalled update finished");
+        let late = store.create(&orphan, &late_create);
+        let timed_out = tokio::time::timeout(Duration::from_millis(50), late).await;
+        assert!(timed_out.is_err(), "the stalled create finished");
+    });
+    // The client, told the write failed, writes again.
+    runtime.block_on(update(&store, &updated, &set(&[("a", "newer")], HOUR)));
+    stalled.release();
+
+    let record = runtime.block_on(load(&store, &updated));
+    assert_eq!(
+        record.fields.get("a"),
+        Some(Bytes::from_static(b"newer")),
+        "an abandoned update overwrote a newer one"
+    );
+    assert_eq!(runtime.block_on(store.load(&orphan)).unwrap(), None);
+    assert_eq!(
+        session_files(&dir).len(),
+        1,
+        "an abandoned create left a file"
+    );
+}
+
+/// A directory others can write in (or that another user owns) could have
+/// its sessions read or replaced: the store refuses it. One it creates is
+/// private.
+#[cfg(unix)]
+#[test]
+fn the_store_refuses_a_directory_others_control() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+    let created = TempDir::new("private");
+    store(&created);
+    for dir in ["", "sessions", "owned", "locks"] {
+        let path = created.path().join(dir);
+        assert_eq!(mode(&path), 0o700, "{} is not private", path.display());
+    }
+
+    let existing = TempDir::new("existing");
+    fs::create_dir(existing.path()).unwrap();
+    fs::set_permissions(existing.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    store(&existing);
+
+    for open_mode in [0o777, 0o770, 0o702, 0o1777] {
+        let dir = TempDir::new("open-to-others");
+        fs::create_dir(dir.path()).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(open_mode)).unwrap();
+        match refusal(dir.path()) {
+            UnsafeDirectory::WritableByOthers { path, mode } => {
+                assert_eq!((path.as_path(), mode), (dir.path(), open_mode));
+            }
+            other => panic!("refused for another reason: {other}"),
+        }
+        assert!(
+            fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "the store wrote in a directory it refused"
+        );
+    }
+
+    let sub = TempDir::new("open-subdirectory");
+    store(&sub);
+    let locks = sub.path().join("locks");
+    fs::set_permissions(&locks, fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(matches!(
+        refusal(sub.path()),
+        UnsafeDirectory::WritableByOthers { path, .. } if path == locks
+    ));
+
+    // Only root can give a directory away; other users skip this part.
+    let foreign = TempDir::new("foreign");
+    fs::create_dir(foreign.path()).unwrap();
+    fs::set_permissions(foreign.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    match std::os::unix::fs::chown(foreign.path(), Some(65534), None) {
+        Ok(()) => match refusal(foreign.path()) {
+            UnsafeDirectory::NotOwned { owner, .. } => assert_eq!(owner, 65534),
+            other => panic!("refused for another reason: {other}"),
+        },
+        Err(error) => eprintln!("skipped the directory of another user (not root): {error}"),
+    }
+}
+
+/// Why the store refused to open `dir`.
+#[cfg(unix)]
+fn refusal(dir: &Path) -> UnsafeDirectory {
+    let error = FileStore::new(dir).expect_err("an unsafe directory");
+    assert_eq!(
+        error.kind(),
+        std::io::ErrorKind::PermissionDenied,
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains(&dir.display().to_string()),
+        "the error does not name the directory: {error}"
+    );
+    *error
+        .into_inner()
+        .expect("an error with a source")
+        .downcast::<UnsafeDirectory>()
+        .expect("an UnsafeDirectory")
+}
+
+/// An owner with 10,000 live sessions is revoked within the store timeout,
+/// and none of them survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_ten_thousand_sessions_ends_them_all_in_time() {
+    let dir = TempDir::new("ten-thousand");
+    conformance::run_revoke_many(Arc::new(store(&dir)), 10_000).await;
+    assert!(session_files(&dir).is_empty(), "sessions survived");
+}
+
+// ---------------------------------------------------------------------------
 // Helpers
+
+/// A runtime whose one blocking thread is busy until [`release`](Self::release):
+/// a store call made on it waits for its blocking task to start, as one
+/// stuck behind a slow disk would.
+struct StalledRuntime {
+    runtime: tokio::runtime::Runtime,
+    unblock: std::sync::mpsc::Sender<()>,
+}
+
+impl StalledRuntime {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let (unblock, blocked) = std::sync::mpsc::channel::<()>();
+        runtime.spawn_blocking(move || blocked.recv());
+        Self { runtime, unblock }
+    }
+
+    /// Frees the blocking thread and waits until it has run every task
+    /// queued behind it: it takes them in order.
+    fn release(self) {
+        self.unblock.send(()).unwrap();
+        self.runtime
+            .block_on(self.runtime.spawn_blocking(|| ()))
+            .unwrap();
+    }
+}
 
 /// A fresh directory under the system's temp directory, removed on drop.
 struct TempDir(PathBuf);
@@ -592,6 +882,42 @@ fn session_files(dir: &TempDir) -> Vec<PathBuf> {
     json_files(&dir.path().join("sessions"))
 }
 
-fn owner_files(dir: &TempDir) -> Vec<PathBuf> {
-    json_files(&dir.path().join("owners"))
+/// The name of a session's file without `.json`, as index entries have it.
+fn session_name(file: &Path) -> String {
+    file.file_stem().unwrap().to_str().unwrap().to_owned()
+}
+
+/// The index directory of the owner whose SHA-256 is `owner_name`.
+fn index_dir(dir: &TempDir, owner_name: &str) -> PathBuf {
+    dir.path()
+        .join("owned")
+        .join(&owner_name[..2])
+        .join(owner_name)
+}
+
+/// The owner indexes in `dir`: the directories two levels below `owned/`.
+fn owner_indexes(dir: &TempDir) -> Vec<PathBuf> {
+    let mut indexes = Vec::new();
+    for shard in fs::read_dir(dir.path().join("owned")).unwrap() {
+        let shard = shard.unwrap().path();
+        if shard.is_dir() {
+            indexes.extend(
+                fs::read_dir(&shard)
+                    .unwrap()
+                    .map(|index| index.unwrap().path()),
+            );
+        }
+    }
+    indexes.sort();
+    indexes
+}
+
+/// The entries of an owner index.
+fn entries(index: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(index)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
 }
