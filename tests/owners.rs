@@ -124,9 +124,8 @@ async fn unbinding_or_expiring_removes_a_session_from_the_list() {
         .session::<Auth>()
         .await
         .unwrap()
-        .set_max_age(Some(Duration::from_millis(50)));
+        .set_max_age(Some(Duration::ZERO));
     phone.finish(request).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         listed(&manager, "ann").await,
         [],

@@ -18,6 +18,8 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(60);
 /// A full store evicts this share of its cap at once, so that a flood of
 /// new sessions pays for one scan per batch rather than one per session.
 const EVICTION_BATCH_DIVISOR: usize = 64;
+/// How many batches one create evicts at most before it gives up.
+const EVICTION_ROUNDS: usize = 64;
 
 /// Keys are SHA-256 digests, uniform whatever ids clients send, so they are
 /// hashed with foldhash (seeded per process), a few times cheaper than
@@ -212,21 +214,24 @@ impl MemoryStore {
         }
         self.last_sweep.store(millis(now), Ordering::Relaxed);
         self.sweep(now);
-        if self.reserve() {
-            return Ok(());
+        // Creates that never waited here may take the room an eviction
+        // makes before this one does: evict again while there is any.
+        for _ in 0..EVICTION_ROUNDS {
+            if self.reserve() {
+                return Ok(());
+            }
+            if self.evict() == 0 {
+                break;
+            }
         }
-        self.evict();
-        match self.reserve() {
-            true => Ok(()),
-            false => Err(MemoryStoreFull {
-                max: self.max_sessions,
-            }),
-        }
+        Err(MemoryStoreFull {
+            max: self.max_sessions,
+        })
     }
 
     /// Deletes a batch of the sessions closest to expiry, anonymous ones
-    /// before owned ones.
-    fn evict(&self) {
+    /// before owned ones, and says how many.
+    fn evict(&self) -> usize {
         let batch = (self.max_sessions / EVICTION_BATCH_DIVISOR).max(1);
         let mut candidates: Vec<(bool, SystemTime, StoreKey)> = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
@@ -257,6 +262,7 @@ impl MemoryStore {
             max = self.max_sessions,
             "the memory store is full: evicted the sessions closest to expiry"
         );
+        evicted
     }
 }
 

@@ -249,9 +249,10 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// nodes) and cannot read the record back itself: such a store writes
     /// `whole` under `to` first (unless `to` is taken), then removes `from`,
     /// so that a failure at any point leaves the old session intact. Stores
-    /// that move atomically ignore it, and so does the Redis Cluster store,
-    /// which copies what it holds and removes `from` only if it did not
-    /// change meanwhile.
+    /// that move atomically ignore it. The Redis store reads only its owner,
+    /// to list `to` in that owner's index before the move (and checks it
+    /// against the stored one); on a Cluster it copies what it holds and
+    /// removes `from` only if it did not change meanwhile.
     async fn rekey(
         &self,
         from: &StoreKey,
