@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::disk::{name_of, remove_file, stripe, sync_dir, write_file, Found, Hold, Lock};
@@ -9,6 +10,9 @@ use super::format::{encode_session, normalized};
 use super::{Inner, Ticket};
 use crate::store::{ChangeSet, Created, Moved, OwnedSession, StoredSession, Updated};
 use crate::StoreKey;
+
+/// Threads a revocation shares its owner's sessions among.
+const REVOKING_THREADS: usize = 8;
 
 impl Inner {
     pub(super) fn create(
@@ -170,24 +174,36 @@ impl Inner {
         ticket.commit()?;
         let keep = keep.map(|key| name_of(key.as_str()));
         let owner_name = name_of(owner);
+        let mut names = self.index_entries(&owner_name)?;
+        names.retain(|name| keep.as_ref() != Some(name));
+        // Sorted, the names of one lock stripe come together: each stripe is
+        // locked once, however many of the owner's sessions it holds, and
+        // the stripes are shared out among a few threads, since each
+        // session costs a read and two unlinks.
+        names.sort_unstable();
+        let stripes: Vec<&[String]> = names.chunk_by(|a, b| stripe(a) == stripe(b)).collect();
+        let threads = stripes.len().clamp(1, REVOKING_THREADS);
+        let passes = std::thread::scope(|scope| {
+            let passes: Vec<_> = (0..threads)
+                .map(|first| {
+                    let mine = stripes.iter().skip(first).step_by(threads);
+                    scope.spawn(|| self.delete_stripes(owner, &owner_name, mine))
+                })
+                .collect();
+            passes
+                .into_iter()
+                .map(|pass| {
+                    pass.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<io::Result<Vec<_>>>()
+        })?;
         let mut deleted = 0;
         // Synced once each at the end, not after every removal.
         let mut changed_dirs = BTreeSet::new();
-        for name in self.index_entries(&owner_name)? {
-            if keep.as_ref() == Some(&name) {
-                continue;
-            }
-            let _lock = self.lock_session(&name)?;
-            if let Found::Here(head) = self.read_head(&name)? {
-                if head.is_owned_by(owner) {
-                    let (dir, file) = self.session_path(&name);
-                    remove_file(&dir.join(file))?;
-                    changed_dirs.insert(dir);
-                    deleted += u64::from(head.is_live(SystemTime::now()));
-                }
-            }
-            // Deleted now, or not (or no longer) the owner's.
-            self.remove_entry(&owner_name, &name)?;
+        for (pass_deleted, pass_dirs) in passes {
+            deleted += pass_deleted;
+            changed_dirs.extend(pass_dirs);
         }
         if durable {
             for dir in &changed_dirs {
@@ -195,6 +211,34 @@ impl Inner {
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes the sessions of `owner` among `stripes` of index entries, each
+    /// stripe under its lock; says how many were live and which directories
+    /// changed.
+    fn delete_stripes<'a>(
+        &self,
+        owner: &str,
+        owner_name: &str,
+        stripes: impl Iterator<Item = &'a &'a [String]>,
+    ) -> io::Result<(u64, BTreeSet<PathBuf>)> {
+        let (mut deleted, mut changed_dirs) = (0, BTreeSet::new());
+        for same_stripe in stripes {
+            let _lock = self.lock_session(&same_stripe[0])?;
+            for name in same_stripe.iter() {
+                if let Found::Here(head) = self.read_head(name)? {
+                    if head.is_owned_by(owner) {
+                        let (dir, file) = self.session_path(name);
+                        remove_file(&dir.join(file))?;
+                        changed_dirs.insert(dir);
+                        deleted += u64::from(head.is_live(SystemTime::now()));
+                    }
+                }
+                // Deleted now, or not (or no longer) the owner's.
+                self.remove_entry(owner_name, name)?;
+            }
+        }
+        Ok((deleted, changed_dirs))
     }
 
     /// Writes `session` under `name`, keeping the owner indexes right:
