@@ -129,18 +129,25 @@ where
             // Committed whatever the inner service answered: a logout or a
             // revocation must not be undone by a timeout layer inside this one.
             let finished = session.finish().await;
+            if let Err(error) = &finished.result {
+                tracing::error!(
+                    error = error as &dyn std::error::Error,
+                    "session commit failed"
+                );
+            }
             let mut response = match answered {
                 Ok(response) => response,
+                // No response carries the cookie: only the error goes on.
                 Err(error) => {
-                    undeliverable(finished);
+                    if finished.cookie.is_some() {
+                        tracing::warn!(
+                            "the inner service failed, so the session's cookie could not reach the client"
+                        );
+                    }
                     return Err(error);
                 }
             };
             if let Err(error) = finished.result {
-                tracing::error!(
-                    error = &error as &dyn std::error::Error,
-                    "session commit failed"
-                );
                 response = failure(manager.config().status_for(&error));
             }
             if let Some(cookie) = finished.cookie {
@@ -157,22 +164,6 @@ where
             }
             Ok(response)
         })
-    }
-}
-
-/// Logs what a commit after a failed inner service could not say: there is
-/// no response to carry its cookie or its failure, only the service's error.
-fn undeliverable(finished: crate::Finished) {
-    if let Err(error) = finished.result {
-        tracing::error!(
-            error = &error as &dyn std::error::Error,
-            "session commit failed"
-        );
-    }
-    if finished.cookie.is_some() {
-        tracing::warn!(
-            "the inner service failed, so the session's cookie could not reach the client"
-        );
     }
 }
 

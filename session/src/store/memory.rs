@@ -171,6 +171,12 @@ impl MemoryStore {
         }
     }
 
+    /// Sweeps expired sessions out now, whenever the last sweep was.
+    fn sweep_now(&self, now: SystemTime) -> u64 {
+        self.last_sweep.store(millis(now), Ordering::Relaxed);
+        self.sweep(now)
+    }
+
     fn sweep(&self, now: SystemTime) -> u64 {
         let mut swept = 0;
         for shard in self.shards.iter() {
@@ -212,8 +218,7 @@ impl MemoryStore {
         if self.reserve() {
             return Ok(());
         }
-        self.last_sweep.store(millis(now), Ordering::Relaxed);
-        self.sweep(now);
+        self.sweep_now(now);
         // Creates that never waited here may take the room an eviction
         // makes before this one does: evict again while there is any.
         for _ in 0..EVICTION_ROUNDS {
@@ -403,22 +408,25 @@ impl SessionStore for MemoryStore {
         // pass does not see, so none escapes "log out everywhere".
         let mut shards: Vec<MutexGuard<'_, Shard>> = self.shards.iter().map(lock).collect();
         let mut owners = lock(&self.owners);
-        let Some(keys) = owners.remove(owner) else {
+        let Some(keys) = owners.get_mut(owner) else {
             return Ok(0);
         };
         let mut deleted = 0;
-        for key in keys {
-            if Some(&key) == keep {
-                owners.entry(Arc::from(owner)).or_default().insert(key);
-                continue;
+        keys.retain(|key| {
+            if Some(key) == keep {
+                return true;
             }
-            let shard = &mut shards[self.shard_of(&key)];
-            let owned = shard.get(&key).and_then(|session| session.owner.as_deref());
+            let shard = &mut shards[self.shard_of(key)];
+            let owned = shard.get(key).and_then(|session| session.owner.as_deref());
             if owned == Some(owner) {
-                shard.remove(&key);
+                shard.remove(key);
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 deleted += 1;
             }
+            false
+        });
+        if keys.is_empty() {
+            owners.remove(owner);
         }
         Ok(deleted)
     }
@@ -427,9 +435,7 @@ impl SessionStore for MemoryStore {
 #[async_trait]
 impl ExpiredCleanup for MemoryStore {
     async fn delete_expired(&self) -> Result<u64, BoxError> {
-        let now = SystemTime::now();
-        self.last_sweep.store(millis(now), Ordering::Relaxed);
-        Ok(self.sweep(now))
+        Ok(self.sweep_now(SystemTime::now()))
     }
 }
 
