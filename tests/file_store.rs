@@ -796,6 +796,7 @@ fn set(pairs: &[(&'static str, &str)], default_max_age: Duration) -> ChangeSet {
         max_age: Update::Keep,
         default_max_age,
         owner: Update::Keep,
+        seen_max_age: None,
     }
 }
 

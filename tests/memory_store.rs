@@ -308,6 +308,7 @@ fn lasting(lifetime: Duration) -> ChangeSet {
         max_age: Update::Keep,
         default_max_age: lifetime,
         owner: Update::Keep,
+        seen_max_age: None,
     }
 }
 

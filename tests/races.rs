@@ -348,6 +348,7 @@ impl SessionStore for CopyThenDelete {
             max_age: Update::Set(whole.max_age),
             default_max_age: whole.ttl,
             owner: Update::Set(whole.owner.clone()),
+            seen_max_age: None,
         };
         let Created::Written(expiry) = self.inner.create(to, &copy).await? else {
             return Ok(Moved::KeyTaken);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use session::store::redis::RedisStore;
-use session::store::{conformance, ChangeSet, Created, Update};
+use session::store::{conformance, ChangeSet, Created, Moved, Record, Update, Updated};
 use session::{Session, SessionConfig, SessionManager, SessionStore, StoreKey};
 
 fn env(name: &str) -> String {
@@ -290,11 +290,13 @@ async fn a_one_field_update_sends_only_that_field_and_a_read_sends_no_write() {
         "the update rewrote a field it did not change"
     );
     assert_eq!(server.cli(&["HLEN", &key]), (20 + 3).to_string());
-    // FCALL, the function's 6-character name, the key count and the 53-byte
-    // key take 94 bytes (FCALL_RO: 97); the header and the one field 27 more.
+    // A load: FCALL_RO, the function's 6-character name, the key count and
+    // the 53-byte key, 97 bytes. An update: a MULTI of five commands on the
+    // key (about 70 bytes each for the key alone) and the one field, 562
+    // bytes; each other field would add at least 15.
     assert!(load_bytes <= 97, "a load sent {load_bytes} bytes");
     assert!(
-        update_bytes <= 125,
+        update_bytes <= 570,
         "a one-field update sent {update_bytes} bytes"
     );
 
@@ -793,6 +795,64 @@ async fn a_move_whose_owner_set_fails_keeps_the_session_on_a_single_node() {
 async fn a_move_whose_owner_set_fails_keeps_the_session_on_a_cluster() {
     let _shared = CLUSTER_LIBRARY.read().await;
     a_move_whose_owner_set_fails_keeps_the_session(cluster_raw("kept").await).await;
+}
+
+/// A plain update (a `MULTI`, which cannot stop halfway) of a session that
+/// has ended finds it gone and leaves no key behind; and a hash that lacks
+/// `.created`, as such an update leaves should its clean-up fail, is never
+/// taken for a session: not loaded, not updated, not moved, not listed.
+async fn a_write_to_an_ended_session_leaves_nothing_live(
+    (store, raw, namespace): (RedisStore, Raw, String),
+) {
+    let ended = fresh("ended");
+    store.create(&ended, &owned("cy")).await.unwrap();
+    store.delete(&ended).await.unwrap();
+    let gone = store.update(&ended, &field(HOUR)).await.unwrap();
+    assert!(
+        matches!(gone, Updated::Gone),
+        "update of an ended session: {gone:?}"
+    );
+    let hash = hash_key(&namespace, &ended);
+    assert_eq!(raw.cli(&["EXISTS", &hash]), "0", "what the update left");
+
+    raw.cli(&[
+        "HSET", &hash, "a", "1", ".v", "7", ".updated", "1", ".owner", "cy",
+    ]);
+    raw.cli(&["PEXPIRE", &hash, "3600000"]);
+    assert_eq!(store.load(&ended).await.unwrap(), None, "load");
+    for (what, changes) in [
+        ("plain update", field(HOUR)),
+        ("owner change", bind_to("cy")),
+    ] {
+        let gone = store.update(&ended, &changes).await.unwrap();
+        assert!(matches!(gone, Updated::Gone), "{what}: {gone:?}");
+    }
+    let whole = Record {
+        fields: Default::default(),
+        ttl: HOUR,
+        max_age: None,
+        owner: Some("cy".into()),
+    };
+    let moved = fresh("moved-leftover");
+    let gone = store
+        .rekey(&ended, &moved, &field(HOUR), &whole)
+        .await
+        .unwrap();
+    assert!(matches!(gone, Moved::Gone), "rekey: {gone:?}");
+    assert_eq!(store.load(&moved).await.unwrap(), None, "the moved copy");
+    let listed = store.list_owned("cy").await.unwrap();
+    assert!(listed.is_empty(), "cy's sessions: {listed:?}");
+}
+
+#[tokio::test]
+async fn a_write_to_an_ended_session_leaves_nothing_live_on_a_single_node() {
+    a_write_to_an_ended_session_leaves_nothing_live(single_raw("ended").await).await;
+}
+
+#[tokio::test]
+async fn a_write_to_an_ended_session_leaves_nothing_live_on_a_cluster() {
+    let _shared = CLUSTER_LIBRARY.read().await;
+    a_write_to_an_ended_session_leaves_nothing_live(cluster_raw("ended").await).await;
 }
 
 /// With `noeviction` and `maxmemory` reached, writes fail but logging out

@@ -228,6 +228,8 @@ impl State {
         }
         if self.max_age_dirty {
             changes.max_age = Update::Set(self.max_age);
+        } else {
+            changes.seen_max_age = self.max_age;
         }
         if self.owner_dirty {
             changes.owner = Update::Set(self.owner.clone());

@@ -88,6 +88,7 @@ pub async fn run(store: &dyn SessionStore) {
     an_override_outlives_a_shorter_default(store).await;
     a_shorter_default_never_cuts_a_session_short(store).await;
     only_a_max_age_change_shortens_a_session(store).await;
+    an_update_that_saw_an_older_override_never_outlives_the_new_one(store).await;
     max_age_override_round_trips_and_set_none_clears_it(store).await;
     lifetimes_are_capped_at_max_lifetime(store).await;
 
@@ -424,6 +425,35 @@ async fn only_a_max_age_change_shortens_a_session(store: &dyn SessionStore) {
     let what = "the ttl after an update with a 1-day default of a session with a 1-minute \
                 override (the override wins)";
     assert_lifetime(expiry.ttl, MINUTE, what);
+}
+
+/// A request loads a session with a 30-day override; another shortens it to
+/// a minute; the first then commits a plain update. Its change set still
+/// carries the override it saw, and a store that extends by that hint must
+/// notice the stored one changed: the session lives a minute, not 30 days.
+async fn an_update_that_saw_an_older_override_never_outlives_the_new_one(store: &dyn SessionStore) {
+    let key = key("stale-override");
+    created(
+        store,
+        &key,
+        &one_field(HOUR).with_max_age(Some(THIRTY_DAYS)),
+    )
+    .await;
+    let shorten = changes(&[], &[], HOUR).with_max_age(Some(MINUTE));
+    updated(store, &key, &shorten, "update setting a 1-minute override").await;
+    let stale = changes(&[("b", "1")], &[], HOUR).having_seen(Some(THIRTY_DAYS));
+    let expiry = updated(store, &key, &stale, "update that saw the 30-day override").await;
+    let what = "the ttl an update that saw a 30-day override reports after another request \
+                shortened it to a minute (the stored override wins)";
+    assert_lifetime(expiry.ttl, MINUTE, what);
+    assert_eq!(
+        expiry.max_age,
+        Some(MINUTE),
+        "the override that update reports"
+    );
+    let record = reload(store, &key, expiry, "update that saw an older override").await;
+    let what = "the ttl after an update that saw an older, longer override";
+    assert_lifetime(record.ttl, MINUTE, what);
 }
 
 async fn max_age_override_round_trips_and_set_none_clears_it(store: &dyn SessionStore) {
@@ -1340,6 +1370,7 @@ fn changes(
         max_age: Update::Keep,
         default_max_age,
         owner: Update::Keep,
+        seen_max_age: None,
     }
 }
 
@@ -1361,6 +1392,8 @@ trait Settings {
     fn with_owner(self, owner: &Arc<str>) -> Self;
     /// Unbinds the session from its owner.
     fn without_owner(self) -> Self;
+    /// Says the request saw the override `max_age` when it loaded.
+    fn having_seen(self, max_age: Option<Duration>) -> Self;
 }
 
 impl Settings for ChangeSet {
@@ -1381,6 +1414,13 @@ impl Settings for ChangeSet {
     fn without_owner(self) -> Self {
         Self {
             owner: Update::Set(None),
+            ..self
+        }
+    }
+
+    fn having_seen(self, max_age: Option<Duration>) -> Self {
+        Self {
+            seen_max_age: max_age,
             ..self
         }
     }

@@ -119,6 +119,13 @@ pub struct ChangeSet {
     pub default_max_age: Duration,
     /// The user the session is bound to.
     pub owner: Update<Option<Arc<str>>>,
+    /// The override the request last saw (loaded, or reported by its
+    /// previous commit), while [`max_age`](Self::max_age) is `Keep`. A hint:
+    /// a store that sets the expiry without reading the override first (the
+    /// Redis store) extends by it, then checks it against the stored one and
+    /// corrects the expiry if another request changed the override
+    /// meanwhile. Stores that read the override as they write ignore it.
+    pub seen_max_age: Option<Duration>,
 }
 
 impl ChangeSet {
@@ -130,6 +137,7 @@ impl ChangeSet {
             max_age: Update::Keep,
             default_max_age,
             owner: Update::Keep,
+            seen_max_age: None,
         }
     }
 

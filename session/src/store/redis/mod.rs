@@ -27,10 +27,13 @@
 //!   the encoded value. Metadata sits in the same hash under names no field
 //!   can have (stored keys never start with a dot): `.max_age` (the override,
 //!   in milliseconds), `.owner`, `.created` and `.updated` (milliseconds since
-//!   the Unix epoch by the Redis clock, `TIME`) and `.v` (a write counter).
-//!   The session expires by its Redis TTL (`PEXPIRE`), so no clean-up task is
-//!   needed. Every write sets the TTL last, so no write leaves a hash without
-//!   one, and a zero lifetime deletes the session.
+//!   the Unix epoch: by the Redis clock, `TIME`, except that a plain update
+//!   stamps `.updated` by the application's clock) and `.v` (a random token
+//!   each write replaces). A hash is a session only while it has `.created`:
+//!   see `update` below. The session expires by its Redis TTL (`PEXPIRE`),
+//!   so no clean-up task is needed. Every write sets the TTL last, so no
+//!   write leaves a hash without one, and a zero lifetime deletes the
+//!   session.
 //! - `{namespace}:owned:{<SHA-256 of the owner, hex>}` — a sorted set per
 //!   owner of the store keys bound to it, each scored by when it was last
 //!   listed there (milliseconds, Redis clock). It may hold keys of sessions
@@ -43,8 +46,9 @@
 //!
 //! # What each operation sends
 //!
-//! Every session operation is one Lua function over the session's own key,
-//! so it is atomic and one round trip: `FCALL <name> <numkeys> <keys...>
+//! Every session operation is atomic and one round trip: a plain update is
+//! a `MULTI` of native commands; every other operation one Lua function
+//! over the session's own key, `FCALL <name> <numkeys> <keys...>
 //! <args...>`. The functions form one Redis Functions library (Redis 7),
 //! loaded with `FUNCTION LOAD REPLACE` (on a Cluster, on every primary) the
 //! first time a call fails with `ERR Function not found`, which is then
@@ -62,16 +66,34 @@
 //!   The record keeps that string as its [`Fields`], which find a field in
 //!   it when a request reads one: a load builds no map, so loading a wide
 //!   session costs the application about what a narrow one does.
-//! - `create`, `update`: the key, a short header (the default lifetime,
-//!   flags for an override, owner or removals) and only the fields the
-//!   request changed, then the names of the fields it removed. An update
-//!   extends the session to `now + lifetime` but never shortens it unless it
-//!   sets the override, as the [store contract](crate::store) requires. A
-//!   one-field update of a 20-field session sends 121 bytes (field `f07`,
-//!   value `3`): 94 of them are `FCALL`, the function's name, the key count
-//!   and the 53-byte key; a load sends the same with `FCALL_RO`, 97 bytes
-//!   (measured by the server's `total_net_input_bytes`, in
-//!   `tests/redis_store.rs`).
+//! - `update` that changes neither the override nor the owner (what nearly
+//!   every request writes): `MULTI`; `HMGET .created .max_age`; `PTTL`;
+//!   `HSET` of `.v`, `.updated` and only the fields the request changed;
+//!   `HDEL` of those it removed; `PEXPIRE <lifetime> GT`; `PEXPIRE
+//!   <lifetime> NX`; `EXEC`. Native commands cost Redis a fraction of a
+//!   function call (see `bench/PROFILING.md`), at the price of bytes: a
+//!   one-field update of a 20-field session sends 562, the 53-byte key in
+//!   five commands (measured by the server's `total_net_input_bytes`, in
+//!   `tests/redis_store.rs`). A transaction cannot stop halfway, so:
+//!   - The session is live if `.created` was there. If it had ended, the
+//!     `HSET` made a hash of its own, which `NX` gives the lifetime and the
+//!     store then deletes; should that delete fail, the hash expires, and
+//!     until then nothing takes it for a session, since it lacks `.created`
+//!     (every function checks it, and so does the load).
+//!   - `GT` extends a live session and never shortens it, as the [store
+//!     contract](crate::store) requires. The lifetime is the override the
+//!     request saw ([`ChangeSet::seen_max_age`]) or the default. If the
+//!     stored override differs (another request changed it since), a
+//!     function sets the TTL that the stored one gives, unless the override
+//!     changed again since: so a request that loaded "remember me" cannot
+//!     undo a concurrent "forget me". Should a move of the session land in
+//!     between, the moved session keeps the longer TTL until its next
+//!     write that changes the override.
+//! - `create`, and an `update` that changes the override or the owner: the
+//!   key, a short header (the default lifetime, flags for an override, owner
+//!   or removals), `.v` and only the fields the request changed, then the
+//!   names of the fields it removed. Extends as the plain update does, and
+//!   shortens only when it sets the override.
 //! - `rekey` on a single node: one function over both keys (`RENAME`, then
 //!   the update).
 //! - `delete`: a function that reads the owner and deletes the hash, then
@@ -129,7 +151,7 @@
 //! and new keys live in different slots, and no function may touch both. The
 //! store then moves a session in four round trips: it lists the new key in
 //! the owner's set, reads the whole session under the old key (with its `.v`
-//! write counter), writes it with the request's changes merged under the new
+//! version token), writes it with the request's changes merged under the new
 //! key unless that is taken ([`Moved::KeyTaken`]), then deletes the old key
 //! with a function that refuses if the session is gone or has changed since
 //! it was read. If it is gone, the copy is deleted and the rekey reports
@@ -173,7 +195,7 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -374,6 +396,81 @@ impl RedisStore {
                 connection.route_command(load, all).await.map(drop)
             }
         }
+    }
+
+    /// An update that changes no setting, the usual write: native commands
+    /// in one `MULTI` (a function call costs Redis several times more). It
+    /// extends by the override the request saw; see "What each operation
+    /// sends" for how it finds the session gone or that override stale.
+    async fn merge(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Updated, BoxError> {
+        check_names(changes)?;
+        let hash = self.key(key.as_str());
+        let life = ms_text(changes.max_age_after(changes.seen_max_age));
+        let mut merge = redis::pipe();
+        merge.atomic();
+        merge
+            .cmd("HMGET")
+            .arg(&hash)
+            .arg(".created")
+            .arg(".max_age");
+        merge.cmd("PTTL").arg(&hash);
+        merge
+            .cmd("HSET")
+            .arg(&hash)
+            .arg(".v")
+            .arg(version()?)
+            .arg(".updated")
+            .arg(now_millis());
+        for (name, value) in &changes.set {
+            merge.arg(*name).arg(value.as_ref());
+        }
+        merge.ignore();
+        if !changes.remove.is_empty() {
+            merge.cmd("HDEL").arg(&hash).arg(&changes.remove).ignore();
+        }
+        // Never shorter: a live session keeps a longer TTL (`GT`); a hash the
+        // HSET made because the session was gone gets one (`NX`).
+        merge
+            .cmd("PEXPIRE")
+            .arg(&hash)
+            .arg(&life)
+            .arg("GT")
+            .ignore();
+        merge
+            .cmd("PEXPIRE")
+            .arg(&hash)
+            .arg(&life)
+            .arg("NX")
+            .ignore();
+        let ((created, stored), before): ((Option<Value>, Option<String>), i64) =
+            merge.query_async(&mut self.conn()).await?;
+        if created.is_none() {
+            // Gone: the hash the HSET made is no session (it lacks
+            // `.created`) and expires; deleting it is only tidier.
+            let deleted = redis::cmd("DEL")
+                .arg(&hash)
+                .exec_async(&mut self.conn())
+                .await;
+            if let Err(error) = deleted {
+                tracing::warn!(%error, "deleting what a write to an ended session left failed");
+            }
+            return Ok(Updated::Gone);
+        }
+        let max_age = stored
+            .as_deref()
+            .map(str::as_bytes)
+            .map(millis)
+            .transpose()?;
+        let before = Duration::from_millis(u64::try_from(before).unwrap_or(0));
+        let ttl = changes.max_age_after(max_age).max(before);
+        if max_age.map(millis_of) != changes.seen_max_age.map(millis_of) {
+            // Another request changed the override since this one loaded:
+            // the session now has the TTL the stored override gives.
+            let mut expire = fcall(&LIBRARY.expire, &[&hash]);
+            expire.arg(stored.unwrap_or_default()).arg(ms_text(ttl));
+            self.call::<Value>(&expire).await?;
+        }
+        Ok(Updated::Written(Expiry { ttl, max_age }))
     }
 
     /// Runs function calls over one session each, given with the session's
@@ -682,7 +779,10 @@ impl RedisStore {
             for (name, value) in fields.iter() {
                 hash.insert(name.as_bytes().to_vec(), value.to_vec());
             }
-            let version = hash.remove(b".v".as_slice()).unwrap_or_default();
+            if !hash.contains_key(b".created".as_slice()) {
+                return Ok(Moved::Gone);
+            }
+            let copied = hash.remove(b".v".as_slice()).unwrap_or_default();
             hash.remove(b".updated".as_slice());
             let old_owner = hash
                 .get(b".owner".as_slice())
@@ -721,7 +821,7 @@ impl RedisStore {
             };
             // The copy's first version, unique to this attempt, so that a
             // retried put recognizes the copy as its own.
-            let token = (getrandom::u64()? >> 2).to_string();
+            let token = version()?;
             let mut put = fcall(&LIBRARY.put, &[&to_key, &to_gone]);
             put.arg(ms_text(ttl)).arg(&token);
             for (name, value) in &hash {
@@ -735,7 +835,7 @@ impl RedisStore {
                 _ => {}
             }
             let mut take = fcall(&LIBRARY.take, &[&from_key, &from_gone]);
-            take.arg(version.as_slice()).arg(to.as_str());
+            take.arg(copied.as_slice()).arg(to.as_str());
             // A take that failed may have run, its reply lost: asked again,
             // it answers as it did. Failing again, it leaves the copy, which
             // may be the only one left.
@@ -778,15 +878,20 @@ impl SessionStore for RedisStore {
         let Some((ttl, hash)) = self.snapshot(&self.key(key.as_str())).await? else {
             return Ok(None);
         };
-        let (mut max_age, mut owner) = (None, None);
+        let (mut live, mut max_age, mut owner) = (false, None, None);
         let fields = Fields::packed(hash, |name, value| {
             match name {
+                b".created" => live = true,
                 b".max_age" => max_age = Some(millis(value)?),
                 b".owner" => owner = Some(Arc::from(text(value)?)),
                 _ => {}
             }
             Ok(())
         })?;
+        if !live {
+            // What a merge into a gone session left: never a session.
+            return Ok(None);
+        }
         Ok(Some(Record {
             fields: Arc::new(fields),
             ttl,
@@ -806,6 +911,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Updated, BoxError> {
+        if changes.max_age == Update::Keep && changes.owner == Update::Keep {
+            return self.merge(key, changes).await;
+        }
         // A new owner lists the session; the old owner's set keeps it until
         // pruned: taking it out here could unlist it, should a concurrent
         // request bind it back to that owner.
@@ -999,15 +1107,7 @@ fn write_call(
     listing: &[&str],
     changes: &ChangeSet,
 ) -> Result<Cmd, BoxError> {
-    if let Some(name) = changes
-        .set
-        .iter()
-        .map(|(name, _)| name)
-        .chain(&changes.remove)
-        .find(|name| name.starts_with('.'))
-    {
-        return Err(format!("the Redis store cannot hold a field named {name:?}").into());
-    }
+    check_names(changes)?;
     let mut header = lifetime_text(changes.default_max_age.min(MAX_LIFETIME));
     match changes.max_age {
         Update::Keep => {}
@@ -1030,6 +1130,7 @@ fn write_call(
     if let Update::Set(Some(owner)) = &changes.owner {
         invocation.arg(&**owner);
     }
+    invocation.arg(".v").arg(version()?);
     for (name, value) in &changes.set {
         invocation.arg(*name).arg(value.as_ref());
     }
@@ -1037,6 +1138,33 @@ fn write_call(
         invocation.arg(*name);
     }
     Ok(invocation)
+}
+
+/// Refuses fields the hash could not tell from its metadata.
+fn check_names(changes: &ChangeSet) -> Result<(), BoxError> {
+    match changes
+        .set
+        .iter()
+        .map(|(name, _)| name)
+        .chain(&changes.remove)
+        .find(|name| name.starts_with('.'))
+    {
+        Some(name) => Err(format!("the Redis store cannot hold a field named {name:?}").into()),
+        None => Ok(()),
+    }
+}
+
+/// A write's version token (`.v`): random, so that no two writes share one
+/// (a Cluster move compares it to see whether the session changed).
+fn version() -> Result<String, getrandom::Error> {
+    Ok((getrandom::u64()? >> 2).to_string())
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis_of)
 }
 
 /// A lifetime as the functions read it: whole seconds, or milliseconds

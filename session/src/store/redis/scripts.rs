@@ -24,7 +24,8 @@ const _: () = assert!(IN_FLIGHT.as_millis() == 600_000);
 /// max-age override, `A` clears it, `o` sets the owner (in the first argument
 /// after the header and the listing's, see `CREATE`), `O` clears it, `r<n>`
 /// says the last `n` arguments are fields to remove. The arguments in
-/// between are the fields to set, name then value.
+/// between are the fields to set, name then value, the first of them `.v`
+/// with the write's version token.
 const PRELUDE: &str = r#"
 local MAX = 34560000000
 local IN_FLIGHT = 600000
@@ -94,7 +95,6 @@ local function apply(args, i, key, current, report)
   local life = math.min(age or ms(d, du), MAX)
   local ttl = life
   if current and not set_age and current > life then ttl = current end
-  redis.call('HINCRBY', key, '.v', 1)
   -- The expiry last: a zero lifetime deletes the hash ("expire now" means
   -- gone), and no command after it may write the hash back without a TTL.
   redis.call('PEXPIRE', key, string.format('%d', ttl))
@@ -126,10 +126,11 @@ return written
 "#;
 
 /// `keys[1]`: the session, and `keys[2]` as for `CREATE`, for an update
-/// that binds it to an owner. Nil if gone, else as `CREATE`.
+/// that binds it to an owner. Nil if gone (a hash without `.created` is
+/// none: see `merge` in the store), else as `CREATE`.
 const UPDATE: &str = r#"
+if redis.call('HEXISTS', keys[1], '.created') == 0 then return false end
 local current = redis.call('PTTL', keys[1])
-if current == -2 then return false end
 local check = keys[2] and list(keys[2], args[2])
 local written = apply(args, keys[2] and 3 or 2, keys[1], math.max(current, 0), false)
 written[4] = check
@@ -144,8 +145,8 @@ return written
 /// that owner's set), else as `CREATE`, the owner before always.
 const REKEY: &str = r#"
 if redis.call('EXISTS', keys[2]) == 1 then return 0 end
+if redis.call('HEXISTS', keys[1], '.created') == 0 then return false end
 local current = redis.call('PTTL', keys[1])
-if current == -2 then return false end
 local set = keys[3]
 if not string.find(args[1], '[oO]') then
   local owner = redis.call('HGET', keys[1], '.owner')
@@ -157,6 +158,17 @@ redis.call('RENAME', keys[1], keys[2])
 local written = apply(args, set and 5 or 2, keys[2], math.max(current, 0), true)
 written[4] = check
 return written
+"#;
+
+/// `keys[1]`: a session an update merged into while it saw an override
+/// other than the stored one; `args[1]`: the stored one it read (empty for
+/// none), `args[2]`: the TTL that override gives, in ms. Sets that TTL,
+/// unless the session is gone or its override changed again since (the
+/// write that changed it set the TTL itself).
+const EXPIRE: &str = r#"
+local m = redis.call('HMGET', keys[1], '.created', '.max_age')
+if m[1] and (m[2] or '') == args[1] then redis.call('PEXPIRE', keys[1], args[2]) end
+return 0
 "#;
 
 /// `keys[1]`: the session. Deletes it; returns its owner or nil.
@@ -193,12 +205,12 @@ return 1
 /// this same call before (the mark names `to`: a client's retry after a lost
 /// reply); 1 if changed since (left alone); 0 if gone.
 const TAKE: &str = r#"
-local v = redis.call('HGET', keys[1], '.v')
-if not v then
+local m = redis.call('HMGET', keys[1], '.created', '.v')
+if not m[1] then
   if redis.call('GET', keys[2]) == 'to ' .. args[2] then return 2 end
   return 0
 end
-if v ~= args[1] then return 1 end
+if m[2] ~= args[1] then return 1 end
 redis.call('DEL', keys[1])
 redis.call('SET', keys[2], 'to ' .. args[2], 'PX', IN_FLIGHT)
 return 2
@@ -270,17 +282,18 @@ return 0
 const READS: &str = "{'no-writes'}";
 /// Writes, and may grow memory: refused when Redis is at `maxmemory`.
 const WRITES: &str = "{}";
-/// Deletes: must work on a full Redis (`noeviction`), or nobody could log
-/// out there.
+/// Deletes, and writes that never grow memory: must work on a full Redis
+/// (`noeviction`), or nobody could log out there.
 const DELETES: &str = "{'allow-oom'}";
 
 /// Every function: its name before the version tag, its flags, and its
 /// body.
-const FUNCTIONS: [(&str, &str, &str); 12] = [
+const FUNCTIONS: [(&str, &str, &str); 13] = [
     ("ld", READS, LOAD),
     ("cr", WRITES, CREATE),
     ("up", WRITES, UPDATE),
     ("rk", WRITES, REKEY),
+    ("ex", DELETES, EXPIRE),
     ("dl", DELETES, DELETE),
     ("ls", WRITES, LIST),
     ("pt", WRITES, PUT),
@@ -299,6 +312,7 @@ pub(super) struct Library {
     pub(super) create: String,
     pub(super) update: String,
     pub(super) rekey: String,
+    pub(super) expire: String,
     pub(super) delete: String,
     pub(super) list: String,
     pub(super) put: String,
@@ -337,6 +351,7 @@ pub(super) static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
         create: next(),
         update: next(),
         rekey: next(),
+        expire: next(),
         delete: next(),
         list: next(),
         put: next(),

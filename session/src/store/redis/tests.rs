@@ -67,3 +67,45 @@ async fn a_cluster_move_whose_every_call_runs_twice_moves_the_session_once() {
         .collect();
     assert_eq!(listed, [to]);
 }
+
+/// A Cluster move's last step deletes the old key and leaves a gone mark;
+/// its reply lost, the client asks again. Should a plain update of the old
+/// key land in between, it finds the session gone and leaves a hash without
+/// `.created` (until it deletes it): asked again, the step must still answer
+/// "deleted by this move", not "changed since", which would make the move
+/// delete its copy, the only one left.
+#[tokio::test]
+async fn a_retried_move_end_is_not_fooled_by_what_a_late_update_left() {
+    let store = cluster().await;
+    let from = StoreKey::new("late-from");
+    let create = ChangeSet {
+        set: vec![("a", Bytes::from_static(b"1"))],
+        ..ChangeSet::touch(HOUR)
+    };
+    store.create(&from, &create).await.unwrap();
+    let (from_key, from_gone) = (store.key(from.as_str()), store.gone_key(from.as_str()));
+    let copied: String = redis::cmd("HGET")
+        .arg(&from_key)
+        .arg(".v")
+        .query_async(&mut store.conn())
+        .await
+        .unwrap();
+    let mut take = fcall(&LIBRARY.take, &[&from_key, &from_gone]);
+    take.arg(&copied).arg("late-to");
+    assert_eq!(store.call::<i64>(&take).await.unwrap(), 2, "the first run");
+
+    redis::cmd("HSET")
+        .arg(&from_key)
+        .arg(".v")
+        .arg("12345")
+        .arg("a")
+        .arg("2")
+        .exec_async(&mut store.conn())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.call::<i64>(&take).await.unwrap(),
+        2,
+        "the retried run"
+    );
+}
