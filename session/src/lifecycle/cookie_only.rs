@@ -13,24 +13,22 @@
 //! `regenerate()`, which only replace the client's cookie), list or revoke a
 //! user's sessions, or hold more than a browser keeps in one cookie.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::Bytes;
 use cookie::Cookie;
 
-use crate::codec::CodecError;
 use crate::config::SessionConfig;
 use crate::cookie::{protect, session_cookie};
 use crate::error::Error;
 use crate::event::InvalidCookie;
 use crate::id::{SessionId, StoreKey};
 use crate::store::{
-    BoxError, ChangeSet, Created, Moved, OwnedSession, Record, SessionStore, StoredSession, Updated,
+    BoxError, ChangeSet, Created, Fields, Moved, OwnedSession, Record, SessionStore, StoredSession,
+    Updated,
 };
 
 /// The most a browser keeps of one cookie: name, value and attributes
@@ -61,19 +59,47 @@ pub(crate) enum Closed {
     Expired,
 }
 
-/// The sealed form of a session.
-#[derive(serde::Serialize, serde::Deserialize)]
+/// What a sealed cookie holds besides the fields, as it reads them: the id,
+/// the times as milliseconds since the Unix epoch (the max-age override in
+/// milliseconds), the owner.
+///
+/// The sealed form is one MessagePack array of strings ([`Fields::pack`]):
+/// these entries first, under names no field has (`.id`, `.expires`,
+/// `.created`, `.updated`, and `.max_age` and `.owner` when set; numbers as
+/// 8 bytes, big-endian), then the fields' names and values as they are. It
+/// travels as base64url text, which the cookie crate then encrypts: so a
+/// cookie costs one encoding of the session, not one per value.
+#[derive(Default)]
 struct Sealed {
-    id: String,
-    /// Field values, base64.
-    fields: BTreeMap<String, String>,
-    /// Milliseconds since the Unix epoch.
-    expires: u64,
-    /// Milliseconds.
+    id: Option<String>,
+    expires: Option<u64>,
+    created: Option<u64>,
+    updated: Option<u64>,
     max_age: Option<u64>,
     owner: Option<String>,
-    created: u64,
-    updated: u64,
+}
+
+impl Sealed {
+    /// Reads one of the session's own entries.
+    fn read(&mut self, name: &[u8], value: &[u8]) -> Result<(), BoxError> {
+        let malformed = "a sealed session is malformed";
+        let number = || {
+            <[u8; 8]>::try_from(value)
+                .map(u64::from_be_bytes)
+                .map_err(|_| malformed)
+        };
+        let text = || String::from_utf8(value.to_vec()).map_err(|_| malformed);
+        match name {
+            b".id" => self.id = Some(text()?),
+            b".expires" => self.expires = Some(number()?),
+            b".created" => self.created = Some(number()?),
+            b".updated" => self.updated = Some(number()?),
+            b".max_age" => self.max_age = Some(number()?),
+            b".owner" => self.owner = Some(text()?),
+            _ => return Err(malformed.into()),
+        }
+        Ok(())
+    }
 }
 
 impl ClientStore {
@@ -85,9 +111,7 @@ impl ClientStore {
     pub(crate) fn open(&self, config: &SessionConfig, value: &str) -> Result<Opened, Closed> {
         let (plain, old_key) = crate::cookie::open(config, value).map_err(Closed::Invalid)?;
         let undecodable = || Closed::Invalid(InvalidCookie::Undecodable);
-        let sealed: Sealed = serde_json::from_str(&plain).map_err(|_| undecodable())?;
-        let id = SessionId::parse(&sealed.id).ok_or_else(undecodable)?;
-        let session = session_of(sealed).ok_or_else(undecodable)?;
+        let (id, session) = unseal(&plain).ok_or_else(undecodable)?;
         if !session.is_live(SystemTime::now()) {
             return Err(Closed::Expired);
         }
@@ -109,26 +133,7 @@ impl ClientStore {
             // A cookie is issued only after a write to this very store.
             unreachable!("a cookie-only session is issued after it was written");
         };
-        let sealed = Sealed {
-            id: id.as_str().to_owned(),
-            fields: session
-                .fields
-                .iter()
-                .map(|(name, value)| (name.to_string(), STANDARD.encode(value)))
-                .collect(),
-            expires: millis(session.expires_at),
-            max_age: session
-                .max_age
-                .map(|max_age| u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX)),
-            owner: session.owner.as_deref().map(str::to_owned),
-            created: millis(session.created_at),
-            updated: millis(session.updated_at),
-        };
-        let plain = serde_json::to_string(&sealed).map_err(|error| Error::Encode {
-            field: "(the sealed session)",
-            source: CodecError::new(error),
-        })?;
-        let cookie = session_cookie(config, protect(config, plain), ttl);
+        let cookie = session_cookie(config, protect(config, seal(id, session)), ttl);
         let size = cookie.to_string().len();
         if size > COOKIE_LIMIT {
             let mut largest: Vec<(String, usize)> = session
@@ -148,22 +153,45 @@ impl ClientStore {
     }
 }
 
-/// A sealed session back in the form the merge rules work on; `None` if it
-/// does not decode.
-fn session_of(sealed: Sealed) -> Option<StoredSession> {
-    let fields = sealed
-        .fields
-        .into_iter()
-        .map(|(name, value)| Some((name, Bytes::from(STANDARD.decode(value).ok()?))))
-        .collect::<Option<_>>()?;
-    Some(StoredSession {
+/// `session` under `id`, sealed: the text the cookie crate encrypts.
+fn seal(id: &SessionId, session: &StoredSession) -> String {
+    let [expires, created, updated] = [session.expires_at, session.created_at, session.updated_at]
+        .map(|at| millis(at).to_be_bytes());
+    let max_age = session.max_age.map(|max_age| {
+        u64::try_from(max_age.as_millis())
+            .unwrap_or(u64::MAX)
+            .to_be_bytes()
+    });
+    let mut own: Vec<(&str, &[u8])> = vec![
+        (".id", id.as_str().as_bytes()),
+        (".expires", &expires),
+        (".created", &created),
+        (".updated", &updated),
+    ];
+    if let Some(max_age) = &max_age {
+        own.push((".max_age", max_age));
+    }
+    if let Some(owner) = session.owner.as_deref() {
+        own.push((".owner", owner.as_bytes()));
+    }
+    URL_SAFE_NO_PAD.encode(session.fields.pack(&own))
+}
+
+/// A sealed session back in the form the merge rules work on, with its id;
+/// `None` if it does not decode.
+fn unseal(plain: &str) -> Option<(SessionId, StoredSession)> {
+    let packed = URL_SAFE_NO_PAD.decode(plain).ok()?;
+    let mut sealed = Sealed::default();
+    let fields = Fields::packed(packed.into(), |name, value| sealed.read(name, value)).ok()?;
+    let session = StoredSession {
         fields: Arc::new(fields),
-        expires_at: time(sealed.expires)?,
+        expires_at: time(sealed.expires?)?,
         max_age: sealed.max_age.map(Duration::from_millis),
         owner: sealed.owner.map(Arc::from),
-        created_at: time(sealed.created)?,
-        updated_at: time(sealed.updated)?,
-    })
+        created_at: time(sealed.created?)?,
+        updated_at: time(sealed.updated?)?,
+    };
+    Some((SessionId::parse(&sealed.id?)?, session))
 }
 
 fn millis(time: SystemTime) -> u64 {

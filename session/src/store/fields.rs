@@ -30,9 +30,8 @@ enum Repr {
     Map(Map),
     /// A MessagePack array of strings, names and values in turn, checked
     /// when it was read. Names starting with a dot are the store's own
-    /// entries, not fields: no stored key starts with one. Only the Redis
-    /// store reads fields this way.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// entries, not fields: no stored key starts with one. The Redis store
+    /// reads its hashes this way, and cookie-only sessions are sealed so.
     Packed(Bytes),
 }
 
@@ -119,7 +118,6 @@ impl Fields {
     /// Fields packed as a MessagePack array of strings, names and values in
     /// turn, kept as they are. Entries whose names start with a dot are not
     /// fields: each is handed to `entry` instead (a store's own metadata).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn packed(
         packed: Bytes,
         mut entry: impl FnMut(&[u8], &[u8]) -> Result<(), BoxError>,
@@ -140,6 +138,25 @@ impl Fields {
             return Err(MALFORMED.into());
         }
         Ok(Self(Repr::Packed(packed)))
+    }
+
+    /// `entries` of the caller's own (names starting with a dot), then the
+    /// fields, packed as [`Fields::packed`] reads them back.
+    pub(crate) fn pack(&self, entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let fields = self.iter();
+        let size: usize = entries
+            .iter()
+            .copied()
+            .chain(self.iter())
+            .map(|(name, value)| name.len() + value.len() + 2 * 5)
+            .sum();
+        let mut packed = Vec::with_capacity(size + 5);
+        push_array_len(&mut packed, 2 * (entries.len() + fields.count()));
+        for (name, value) in entries.iter().copied().chain(self.iter()) {
+            push_string(&mut packed, name.as_bytes());
+            push_string(&mut packed, value);
+        }
+        packed
     }
 
     /// The fields as a map, unpacking them first if they are packed.
@@ -188,7 +205,6 @@ impl<N: AsRef<str>> FromIterator<(N, Bytes)> for Fields {
     }
 }
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 const MALFORMED: &str = "the packed session fields are malformed";
 
 /// The entries of a checked packed buffer: what follows the array's header.
@@ -290,6 +306,40 @@ fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (string, after) = after.split_at_checked(len)?;
     *rest = after;
     Some(string)
+}
+
+/// Appends a MessagePack array header for `len` items, in the shortest
+/// form [`array_len`] reads.
+fn push_array_len(packed: &mut Vec<u8>, len: usize) {
+    match (u8::try_from(len), u16::try_from(len)) {
+        (Ok(len @ 0..=15), _) => packed.push(0x90 | len),
+        (_, Ok(len)) => {
+            packed.push(0xdc);
+            packed.extend_from_slice(&len.to_be_bytes());
+        }
+        _ => {
+            packed.push(0xdd);
+            packed.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        }
+    }
+}
+
+/// Appends `bytes` as a MessagePack string, in the shortest form
+/// [`string`] reads.
+fn push_string(packed: &mut Vec<u8>, bytes: &[u8]) {
+    match (u8::try_from(bytes.len()), u16::try_from(bytes.len())) {
+        (Ok(len @ 0..=31), _) => packed.push(0xa0 | len),
+        (Ok(len), _) => packed.extend_from_slice(&[0xd9, len]),
+        (_, Ok(len)) => {
+            packed.push(0xda);
+            packed.extend_from_slice(&len.to_be_bytes());
+        }
+        _ => {
+            packed.push(0xdb);
+            packed.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+        }
+    }
+    packed.extend_from_slice(bytes);
 }
 
 fn utf8(name: &[u8]) -> Option<&str> {
@@ -477,5 +527,48 @@ mod tests {
     fn a_store_entry_that_does_not_read_fails_the_whole() {
         let bytes = packed(&[(b".max_age", b"soon")]);
         assert!(Fields::packed(bytes, |_, _| Err("not a number".into())).is_err());
+    }
+
+    /// Every header width of strings (fix, 8, 16, 32 bits) and of arrays
+    /// (fix, 16, 32 bits): `pack` writes what rmp writes, and `packed` reads
+    /// it back, the caller's entries handed over.
+    #[test]
+    fn packing_writes_what_rmp_writes_and_reads_back() {
+        let lengths = [0, 1, 31, 32, 255, 256, 65_535, 65_536];
+        let wide: Fields = lengths
+            .iter()
+            .map(|&len| (format!("f{len}"), Bytes::from(vec![b'v'; len])))
+            .collect();
+        let many: Fields = (0..40_000)
+            .map(|i| (format!("f{i}"), Bytes::from(i.to_string())))
+            .collect();
+        for fields in [Fields::new(), map(&[("a", "1")]), wide, many] {
+            let own: [(&str, &[u8]); 2] = [(".id", b"abc"), (".expires", &[0, 1, 2])];
+            let packed_by_us = fields.pack(&own);
+            let entries: Vec<(&[u8], &[u8])> = own
+                .iter()
+                .map(|(name, value)| (name.as_bytes(), *value))
+                .chain(fields.iter().map(|(name, value)| (name.as_bytes(), value)))
+                .collect();
+            assert_eq!(
+                packed_by_us,
+                &packed(&entries)[..],
+                "{} fields",
+                fields.len()
+            );
+
+            let mut handed = Vec::new();
+            let read = Fields::packed(packed_by_us.into(), |name, value| {
+                handed.push((name.to_vec(), value.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(read, fields);
+            let own: Vec<_> = own
+                .iter()
+                .map(|(name, value)| (name.as_bytes().to_vec(), value.to_vec()))
+                .collect();
+            assert_eq!(handed, own);
+        }
     }
 }
