@@ -18,7 +18,8 @@
 //! `session-file`, `session-redis`, `session-sqlite`, `session-postgres`
 //! (this library on that store; `STORE_URL` names it, see
 //! `session::store::open`), `session-cookie` (cookie-only, private cookies),
-//! `tower-memory`, `tower-redis` (tower-sessions), `none-actix` (actix-web
+//! `tower-memory`, `tower-redis`, `tower-postgres` (tower-sessions; the
+//! last with its sqlx store, on `STORE_URL`), `none-actix` (actix-web
 //! without sessions, the ceiling of the actix peers), `actix-redis` and
 //! `actix-cookie` (actix-session).
 //!
@@ -160,6 +161,13 @@ async fn axum_main(settings: Settings) -> Result<(), BoxError> {
             // Runs the connection in a task of its own; `init` waits for it.
             let _connection = client.init().await?;
             let store = tower_sessions_redis_store::RedisStore::new(client);
+            tower_app(settings.fields).layer(ts::SessionManagerLayer::new(store).with_secure(false))
+        }
+        "tower-postgres" => {
+            let pool =
+                tower_sessions_sqlx_store::sqlx::PgPool::connect(settings.store_url()?).await?;
+            let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
+            store.migrate().await?;
             tower_app(settings.fields).layer(ts::SessionManagerLayer::new(store).with_secure(false))
         }
         other => return Err(format!("unknown variant {other}").into()),

@@ -31,7 +31,7 @@ use report::{Measured, Micro, Redis as RedisPerRequest, Sample, Scale};
 use session_bench::profile::SESSIONS;
 
 /// Every variant of the main matrix, in the order of the tables.
-pub(crate) const VARIANTS: [&str; 12] = [
+pub(crate) const VARIANTS: [&str; 13] = [
     "none",
     "session-memory",
     "session-file",
@@ -41,6 +41,7 @@ pub(crate) const VARIANTS: [&str; 12] = [
     "session-cookie",
     "tower-memory",
     "tower-redis",
+    "tower-postgres",
     "none-actix",
     "actix-redis",
     "actix-cookie",
@@ -222,7 +223,7 @@ fn run() -> Result<(), BoxError> {
                     "sqlite://{}",
                     work.0.join(format!("store-{runs}.db")).display()
                 )),
-                "session-postgres" => Some(postgres_url.clone()),
+                "session-postgres" | "tower-postgres" => Some(postgres_url.clone()),
                 v if uses_redis(v) => {
                     redis.flushall()?;
                     Some(redis_url.clone())
@@ -252,9 +253,9 @@ fn run() -> Result<(), BoxError> {
                 let per = |total: f64| total / result.requests as f64;
                 let redis = match redis_delta {
                     Some(delta) => {
-                        let sent =
+                        let watched =
                             watch_requests(&mut redis, &redis_url, &server, route, &cookies)?;
-                        Some(redis_per_request(&mut redis, &delta, &overhead, sent, per)?)
+                        Some(redis_per_request(&delta, &overhead, watched, per))
                     }
                     None => None,
                 };
@@ -371,16 +372,24 @@ fn check_counter(
 /// How many requests [`watch_requests`] sends.
 const WATCHED: usize = 20;
 
+/// What [`WATCHED`] requests sent to Redis, per request.
+struct Watched {
+    /// Commands by name: sent by the server, run by scripts.
+    calls: [BTreeMap<String, f64>; 2],
+    /// Atomic writes: each write command sent on its own, each script that
+    /// may write, each `MULTI`…`EXEC` block holding a write.
+    writes: f64,
+}
+
 /// The commands [`WATCHED`] requests to `/route` send to Redis, by
-/// `MONITOR`, after the timed run (MONITOR slows Redis down): per request,
-/// (sent by the server, run by scripts).
+/// `MONITOR`, after the timed run (MONITOR slows Redis down).
 fn watch_requests(
     redis: &mut Redis,
     url: &str,
     server: &Server,
     route: &str,
     cookies: &[String],
-) -> Result<[BTreeMap<String, f64>; 2], BoxError> {
+) -> Result<Watched, BoxError> {
     let seen = redis.monitor(url, || {
         for cookie in cookies.iter().take(WATCHED) {
             let response = probe::http_get(&server.addr, &format!("/{route}"), Some(cookie))?;
@@ -390,21 +399,37 @@ fn watch_requests(
         }
         Ok(())
     })?;
+    let per_request = 1.0 / WATCHED as f64;
     let mut calls = [BTreeMap::new(), BTreeMap::new()];
+    let (mut writes, mut in_block, mut block_writes) = (0.0, false, false);
     for (scripted, name) in seen {
-        *calls[usize::from(scripted)].entry(name).or_insert(0.0) += 1.0 / WATCHED as f64;
+        if !scripted {
+            match name.as_str() {
+                "multi" => (in_block, block_writes) = (true, false),
+                "exec" if block_writes => writes += per_request,
+                "exec" | "discard" => {}
+                _ if redis.is_write(&name)? => match in_block {
+                    true => block_writes = true,
+                    false => writes += per_request,
+                },
+                _ => {}
+            }
+            if matches!(name.as_str(), "exec" | "discard") {
+                in_block = false;
+            }
+        }
+        *calls[usize::from(scripted)].entry(name).or_insert(0.0) += per_request;
     }
-    Ok(calls)
+    Ok(Watched { calls, writes })
 }
 
 /// Redis's traffic of one run per request, less what the snapshots cost.
 fn redis_per_request(
-    redis: &mut Redis,
     delta: &RedisStats,
     overhead: &RedisStats,
-    [sent, scripted]: [BTreeMap<String, f64>; 2],
+    watched: Watched,
     per: impl Fn(f64) -> f64,
-) -> Result<RedisPerRequest, BoxError> {
+) -> RedisPerRequest {
     // The runner's own INFO calls are not the server's.
     let by_name = delta
         .calls
@@ -412,23 +437,18 @@ fn redis_per_request(
         .filter(|(name, _)| *name != "info")
         .map(|(name, calls)| (name.clone(), per(*calls)))
         .collect();
-    let mut writes = 0.0;
-    for (name, calls) in &sent {
-        if redis.is_write(name)? {
-            writes += calls;
-        }
-    }
-    Ok(RedisPerRequest {
+    let [sent, scripted] = watched.calls;
+    RedisPerRequest {
         bytes: per(delta.input_bytes - overhead.input_bytes),
         cpu_us: per((delta.cpu_seconds - overhead.cpu_seconds) * 1e6),
         commands: per(delta.commands - overhead.commands),
         changes: per(delta.changes - overhead.changes),
         total_changes: delta.changes - overhead.changes,
-        write_commands: writes,
+        writes: watched.writes,
         by_name,
         sent,
         scripted,
-    })
+    }
 }
 
 /// The workspace root, where `cargo bench` runs.
