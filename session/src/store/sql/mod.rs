@@ -78,6 +78,7 @@
 //! the latest); the pool checks connections before handing them out, so
 //! the store recovers by itself once the database is back.
 
+mod document;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]
@@ -85,6 +86,7 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+pub use document::CorruptData;
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlStore;
 #[cfg(feature = "postgres")]
@@ -92,17 +94,13 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use bytes::Bytes;
-
-use super::{BoxError, ChangeSet, Expiry, Fields, OwnedSession, Record, Update};
+use super::{BoxError, ChangeSet, Expiry, OwnedSession, Record, Update};
 use crate::{Error, StoreKey};
+use document::{document, fields};
 
 /// A session store on the database `DB`: `PostgresStore`, `MySqlStore` or
 /// `SqliteStore`.
@@ -310,38 +308,6 @@ impl<'a> NewRow<'a> {
     }
 }
 
-/// The set fields as a JSON object of base64 strings, with the removed ones
-/// as `null` if `with_removals` (a merge patch).
-fn document(changes: &ChangeSet, with_removals: bool) -> String {
-    let mut object = serde_json::Map::with_capacity(changes.set.len() + changes.remove.len());
-    if with_removals {
-        for name in &changes.remove {
-            object.insert((*name).to_owned(), serde_json::Value::Null);
-        }
-    }
-    for (name, value) in &changes.set {
-        object.insert((*name).to_owned(), STANDARD.encode(value).into());
-    }
-    serde_json::Value::Object(object).to_string()
-}
-
-/// A `data` column that is not what this store writes.
-#[derive(Debug, thiserror::Error)]
-#[error("the stored session data is not a JSON object of base64 strings")]
-pub struct CorruptData;
-
-/// The fields of a `data` document.
-fn fields(data: &str) -> Result<Fields, CorruptData> {
-    let encoded: HashMap<String, String> = serde_json::from_str(data).map_err(|_| CorruptData)?;
-    encoded
-        .into_iter()
-        .map(|(name, value)| {
-            let value = STANDARD.decode(value).map_err(|_| CorruptData)?;
-            Ok((name, Bytes::from(value)))
-        })
-        .collect()
-}
-
 /// A loaded row: `data`, the time left and the override in milliseconds,
 /// and the owner.
 fn record(
@@ -409,29 +375,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_merge_patch_holds_changed_fields_as_base64_and_removed_ones_as_null() {
-        let changes = ChangeSet {
-            set: vec![("cart", Bytes::from_static(b"[\"a\"]"))],
-            remove: vec!["notice"],
-            ..ChangeSet::touch(Duration::from_secs(60))
-        };
-        assert_eq!(
-            document(&changes, true),
-            r#"{"cart":"WyJhIl0=","notice":null}"#
-        );
-        assert_eq!(document(&changes, false), r#"{"cart":"WyJhIl0="}"#);
+    fn a_touch_sends_no_patch() {
         assert!(Columns::of(&ChangeSet::touch(Duration::from_secs(60)))
             .patch
             .is_none());
-    }
-
-    #[test]
-    fn documents_round_trip_and_corrupt_ones_are_refused() {
-        let loaded = fields(r#"{"cart":"WyJhIl0=","empty":""}"#).unwrap();
-        assert_eq!(loaded.get("cart"), Some(Bytes::from_static(b"[\"a\"]")));
-        assert_eq!(loaded.get("empty"), Some(Bytes::new()));
-        for corrupt in ["", "[]", r#"{"a":1}"#, r#"{"a":"!!"}"#, "{"] {
-            assert!(fields(corrupt).is_err(), "{corrupt:?} was accepted");
-        }
     }
 }
