@@ -355,13 +355,7 @@ impl StoredSession {
     fn merge(&mut self, changes: &ChangeSet, now: SystemTime, current: Option<SystemTime>) {
         if !(changes.set.is_empty() && changes.remove.is_empty()) {
             // Copies the fields only if a reader still holds this snapshot.
-            let fields = Arc::make_mut(&mut self.fields);
-            for (key, value) in &changes.set {
-                fields.insert(key, value.clone());
-            }
-            for key in &changes.remove {
-                fields.remove(key);
-            }
+            Arc::make_mut(&mut self.fields).merge(&changes.set, &changes.remove);
         }
         self.expires_at = changes.expires_at_after(now, current, self.max_age);
         self.max_age = changes.max_age.applied_to(self.max_age);
