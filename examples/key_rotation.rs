@@ -42,16 +42,15 @@ async fn main() -> Result<(), session::Error> {
     let store = Arc::new(MemoryStore::new());
     let config = SessionConfig::default();
 
-    let before = SessionManager::from_shared(store.clone(), config.clone().signed([old_key]))?;
+    let before = SessionManager::new(store.clone(), config.clone().signed([old_key]))?;
     let (count, cookie) = visit(&before, None).await?;
     println!("before the rotation: visit {count}, cookie signed with the old key");
 
-    let during =
-        SessionManager::from_shared(store.clone(), config.clone().signed([new_key, old_key]))?;
+    let during = SessionManager::new(store.clone(), config.clone().signed([new_key, old_key]))?;
     let (count, cookie) = visit(&during, cookie).await?;
     println!("during: visit {count}; the old cookie verified and was re-signed with the new key");
 
-    let after = SessionManager::from_shared(store, config.signed([new_key]))?;
+    let after = SessionManager::new(store, config.signed([new_key]))?;
     let (count, _) = visit(&after, cookie).await?;
     println!("after the old key is gone: visit {count}, nobody was logged out");
     assert_eq!(count, 3);

@@ -127,6 +127,26 @@ async fn a_counter_counts_across_requests() {
     );
 }
 
+/// The obvious line works: a layer over the store `store::open` returns,
+/// or over a store the application shares, as over a plain store.
+#[tokio::test]
+async fn a_layer_takes_an_opened_or_shared_store() {
+    let opened = session::store::open("memory").await.unwrap();
+    let shared = std::sync::Arc::new(session::store::MemoryStore::new());
+    let layers = [
+        SessionLayer::new(opened, SessionConfig::default()).unwrap(),
+        SessionLayer::new(shared.clone(), SessionConfig::default()).unwrap(),
+    ];
+    for layer in layers {
+        let app = Router::new().route("/count", get(count)).layer(layer);
+        let (_, set_cookie, _) = get_with(&app, "/count", None).await;
+        let cookie = cookie_pair(&set_cookie.unwrap());
+        let (_, _, body) = get_with(&app, "/count", Some(&cookie)).await;
+        assert_eq!(body, "2");
+    }
+    assert_eq!(shared.len(), 1, "the shared store holds the session");
+}
+
 #[tokio::test]
 async fn error_responses_commit_too() {
     let store = Recording::new();

@@ -31,7 +31,7 @@ impl Site {
             seen.lock().unwrap().push(support::label(event));
         });
         Self {
-            manager: SessionManager::from_shared(store.clone(), config).unwrap(),
+            manager: SessionManager::new(store.clone(), config).unwrap(),
             events,
         }
     }

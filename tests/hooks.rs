@@ -38,7 +38,7 @@ fn browser(
         };
         seen.lock().unwrap().push(kept);
     });
-    let manager = SessionManager::from_shared(store.clone(), config).unwrap();
+    let manager = SessionManager::new(store.clone(), config).unwrap();
     (Browser::new(manager), events)
 }
 

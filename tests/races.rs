@@ -371,7 +371,7 @@ impl SessionStore for CopyThenDelete {
 #[tokio::test]
 async fn a_regenerate_failing_half_way_on_a_copying_store_keeps_the_old_session() {
     let store = Arc::new(CopyThenDelete::default());
-    let manager = SessionManager::from_shared(store.clone(), SessionConfig::default()).unwrap();
+    let manager = SessionManager::new(store.clone(), SessionConfig::default()).unwrap();
     let mut browser = Browser::new(manager);
     let request = browser.request();
     request.session::<Shop>().await.unwrap().set_visits(3);

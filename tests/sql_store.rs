@@ -138,7 +138,7 @@ where
         (Arc::new(mysql(name).await), "MariaDB"),
     ];
     for (store, database) in stores {
-        let manager = SessionManager::from_shared(store, SessionConfig::default()).unwrap();
+        let manager = SessionManager::new(store, SessionConfig::default()).unwrap();
         check(manager, database).await;
     }
 }

@@ -50,7 +50,7 @@ async fn main() -> std::io::Result<()> {
         let store = session::store::open(&url).await.map_err(|error| {
             Error::new(ErrorKind::InvalidInput, format!("SESSION_STORE: {error}"))
         })?;
-        SessionManager::from_shared(store, config)
+        SessionManager::new(store, config)
     }
     .map_err(|error| Error::new(ErrorKind::InvalidInput, error))?;
 

@@ -99,8 +99,7 @@ async fn run() -> Result<(), BoxError> {
                 .sweep_period(NO_SWEEP),
         );
         let shared: Arc<dyn SessionStore> = store.clone();
-        let manager =
-            SessionManager::from_shared(shared, config.clone().max_age(Duration::from_secs(1)))?;
+        let manager = SessionManager::new(shared, config.clone().max_age(Duration::from_secs(1)))?;
         create(&manager, sessions).await?;
         wait_expired().await;
         let start = Instant::now();
@@ -125,8 +124,7 @@ async fn run() -> Result<(), BoxError> {
         // The file store's default durability (no fsync per write).
         let store = Arc::new(FileStore::new(&dir)?.sweep_period(NO_SWEEP));
         let shared: Arc<dyn SessionStore> = store.clone();
-        let manager =
-            SessionManager::from_shared(shared, config.clone().max_age(Duration::from_secs(1)))?;
+        let manager = SessionManager::new(shared, config.clone().max_age(Duration::from_secs(1)))?;
         let created = create(&manager, files).await?;
         wait_expired().await;
         let start = Instant::now();

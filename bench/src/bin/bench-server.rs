@@ -146,7 +146,7 @@ async fn axum_main(settings: Settings) -> Result<(), BoxError> {
             };
             let store = session::store::open(url).await?;
             let config = SessionConfig::default().secure(false); // plain HTTP
-            let layer = SessionLayer::from_manager(SessionManager::from_shared(store, config)?);
+            let layer = SessionLayer::from_manager(SessionManager::new(store, config)?);
             session_app(settings.fields).layer(layer)
         }
         "session-cookie" => {

@@ -78,8 +78,9 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
+use crate::store::IntoSharedStore;
+use crate::SessionManager;
 use crate::{Error, Finished, RequestSession, Session, SessionConfig, SessionData};
-use crate::{SessionManager, SessionStore};
 
 /// Adds sessions to every request of the app or scope it wraps.
 ///
@@ -90,9 +91,10 @@ pub struct SessionMiddleware {
 }
 
 impl SessionMiddleware {
-    /// Sessions kept in `store`, living by `config`; fails with
+    /// Sessions kept in `store` (a store, or one shared: see
+    /// [`SessionManager::new`]), living by `config`; fails with
     /// [`Error::InvalidConfig`] when an option would make a broken cookie.
-    pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, Error> {
+    pub fn new(store: impl IntoSharedStore, config: SessionConfig) -> Result<Self, Error> {
         Ok(Self::from_manager(SessionManager::new(store, config)?))
     }
 

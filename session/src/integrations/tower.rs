@@ -29,7 +29,8 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Error, SessionConfig, SessionManager, SessionStore};
+use crate::store::IntoSharedStore;
+use crate::{Error, SessionConfig, SessionManager};
 
 /// Adds sessions to every request that passes through it.
 ///
@@ -61,9 +62,10 @@ pub struct SessionLayer {
 }
 
 impl SessionLayer {
-    /// Sessions kept in `store`, living by `config`; fails with
+    /// Sessions kept in `store` (a store, or one shared: see
+    /// [`SessionManager::new`]), living by `config`; fails with
     /// [`Error::InvalidConfig`] when an option would make a broken cookie.
-    pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, Error> {
+    pub fn new(store: impl IntoSharedStore, config: SessionConfig) -> Result<Self, Error> {
         Ok(Self::from_manager(SessionManager::new(store, config)?))
     }
 

@@ -103,7 +103,7 @@ use crate::data::SessionSchema;
 use crate::error::{Error, StoreOp};
 use crate::event::{InvalidCookie, SessionEvent};
 use crate::id::{PublicId, StoreKey};
-use crate::store::{BoxError, SessionStore};
+use crate::store::{BoxError, IntoSharedStore, SessionStore};
 use cookie_only::{ClientStore, Closed, Opened};
 use plan::execute;
 use slot::Slot;
@@ -156,16 +156,13 @@ struct Schemas {
 }
 
 impl SessionManager {
-    /// Sessions kept in `store`, living by `config`. Fails with
+    /// Sessions kept in `store`, living by `config`: a store, or one the
+    /// application shares (an `Arc` of it, kept to run
+    /// [`spawn_cleanup`](crate::store::spawn_cleanup) on it, say; or what
+    /// [`store::open`](crate::store::open) returns). Fails with
     /// [`Error::InvalidConfig`] when an option would make a broken cookie.
-    pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, Error> {
-        Self::from_shared(Arc::new(store), config)
-    }
-
-    /// Like [`new`](Self::new), for a store the application also uses itself
-    /// (to run [`spawn_cleanup`](crate::store::spawn_cleanup) on it, say).
-    pub fn from_shared(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, Error> {
-        Self::with_backend(Backend::Store(store), config)
+    pub fn new(store: impl IntoSharedStore, config: SessionConfig) -> Result<Self, Error> {
+        Self::with_backend(Backend::Store(store.into_shared()), config)
     }
 
     /// Cookie-only sessions: each session lives whole in its client's

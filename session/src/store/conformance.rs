@@ -141,7 +141,7 @@ pub async fn run_revoke_many(store: Arc<dyn SessionStore>, sessions: usize) {
             create.await.expect("a create of an owned session");
         }
     }
-    let manager = crate::SessionManager::from_shared(Arc::clone(&store), Default::default())
+    let manager = crate::SessionManager::new(Arc::clone(&store), Default::default())
         .expect("the default configuration");
     let revoked = manager.revoke_all(&owner).await.unwrap_or_else(|error| {
         panic!("revoking {sessions} sessions of one owner failed: {error}")

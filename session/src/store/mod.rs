@@ -230,6 +230,34 @@ pub struct OwnedSession {
     pub expires_at: SystemTime,
 }
 
+/// A store as a manager holds it: shared, behind one pointer. Every
+/// [`SessionStore`] is one, and so is a store already shared: an `Arc` of
+/// it, or the `Arc<dyn SessionStore>` that [`open`] returns. So
+/// `SessionLayer::new(store::open(&url).await?, config)` works as
+/// `SessionLayer::new(MemoryStore::new(), config)` does.
+pub trait IntoSharedStore {
+    /// The store, shared.
+    fn into_shared(self) -> Arc<dyn SessionStore>;
+}
+
+impl<S: SessionStore> IntoSharedStore for S {
+    fn into_shared(self) -> Arc<dyn SessionStore> {
+        Arc::new(self)
+    }
+}
+
+impl<S: SessionStore> IntoSharedStore for Arc<S> {
+    fn into_shared(self) -> Arc<dyn SessionStore> {
+        self
+    }
+}
+
+impl IntoSharedStore for Arc<dyn SessionStore> {
+    fn into_shared(self) -> Arc<dyn SessionStore> {
+        self
+    }
+}
+
 /// A place to keep sessions: memory, files, Redis, SQL…
 ///
 /// Every method takes [`StoreKey`]s (a hash of the session id, never the id

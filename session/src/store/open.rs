@@ -28,7 +28,7 @@ use crate::error::{Error, StoreOp};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), session::Error> {
 /// let store = session::store::open("memory").await?;
-/// let sessions = session::SessionManager::from_shared(store, session::SessionConfig::default())?;
+/// let sessions = session::SessionManager::new(store, session::SessionConfig::default())?;
 /// # Ok(())
 /// # }
 /// ```

@@ -11,7 +11,7 @@
 //! let store = Arc::new(PostgresStore::connect("postgres://app@localhost/app").await?);
 //! store.migrate().await?; // creates the table if it is missing
 //! session::store::spawn_cleanup(&store, Duration::from_secs(600));
-//! let manager = SessionManager::from_shared(store, SessionConfig::default())?;
+//! let manager = SessionManager::new(store, SessionConfig::default())?;
 //! # let _ = manager;
 //! # Ok(()) }
 //! ```
