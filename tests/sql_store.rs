@@ -63,6 +63,29 @@ async fn sqlite(name: &str) -> (SqliteStore, TempDir) {
 // ---------------------------------------------------------------------------
 // The contract
 
+/// The database holds every session's fields: like the file store's
+/// files, it and its journal files are the owner's alone, whatever the
+/// umask.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_sqlite_database_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (store, dir) = sqlite("private").await;
+    let key = StoreKey::new(unique_name("private"));
+    let changes = ChangeSet {
+        set: vec![("a", "1".into())],
+        ..ChangeSet::touch(Duration::from_secs(60))
+    };
+    store.create(&key, &changes).await.unwrap();
+    for name in ["sessions.db", "sessions.db-wal", "sessions.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: mode {:o}", mode & 0o777);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_sqlite() {
     let (store, _dir) = sqlite("conformance").await;

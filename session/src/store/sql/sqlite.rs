@@ -16,6 +16,7 @@
 //! | delete | `DELETE FROM t WHERE store_key = ?1` |
 //! | clean-up | `DELETE FROM t WHERE rowid IN (SELECT rowid FROM t WHERE expire <= now LIMIT ?)`, repeated while batches come back full |
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -122,16 +123,35 @@ impl Dialect for Sqlite {
     }
 }
 
+/// Creates the file at `path` with mode 0600 unless it exists (then it is
+/// left as it is: its mode is the owner's choice).
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        result => result.map(drop),
+    }
+}
+
 impl SqlStore<Sqlite> {
     /// Opens the database `url` names (`sqlite:///abs/path.db`,
-    /// `sqlite:relative.db`), creating the file if it is missing, in WAL
-    /// mode.
+    /// `sqlite:relative.db`), in WAL mode. A missing file is created
+    /// readable and writable by its owner only (SQLite's own default is
+    /// 0644), as are its journal files, which SQLite creates with the
+    /// database's mode: the database holds every session's fields.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
+        let path = options.get_filename();
+        if path != Path::new(":memory:") {
+            create_owner_only(path).map_err(sqlx::Error::Io)?;
+        }
         let pool = super::pool_options().connect_with(options).await?;
         Ok(Self::from_pool(pool))
     }
