@@ -602,7 +602,10 @@ async fn store_failures_are_typed_errors_naming_the_operation() {
         ),
         "{error:?}"
     );
-    assert_eq!(error.to_string(), "session store failed to load a session");
+    assert_eq!(
+        error.to_string(),
+        "session store failed to load a session: the store is down (test)"
+    );
 
     store.set_failing(false);
     let request = browser.request();
@@ -1014,4 +1017,24 @@ async fn a_cookie_that_can_never_name_a_session_is_withdrawn() {
         assert!(request.finish().await.cookie.is_none());
     }
     assert!(store.take_writes().len() >= 2);
+}
+
+/// An error names its cause where applications print it: a store that
+/// cannot be reached says why, not only that it failed.
+#[tokio::test]
+async fn an_error_shows_its_cause() {
+    use std::error::Error as _;
+    // Nothing listens on port 1.
+    for url in ["postgres://127.0.0.1:1/sessions", "redis://127.0.0.1:1"] {
+        let error = match session::store::open(url).await {
+            Ok(_) => panic!("{url} opened"),
+            Err(error) => error,
+        };
+        let cause = error.source().expect("a cause").to_string();
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with("session store failed to open: ") && shown.ends_with(&cause),
+            "{url}: {shown:?} (cause {cause:?})"
+        );
+    }
 }

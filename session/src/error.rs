@@ -9,6 +9,11 @@ use crate::store::BoxError;
 /// Everything that can go wrong while setting up, loading or committing
 /// sessions.
 ///
+/// Its `Display` names the cause as well (`session store failed to load:
+/// Connection refused (os error 111)`), since most applications print or
+/// log an error without walking its [`source`](std::error::Error::source)
+/// chain; the cause is its `source` too, for those that do.
+///
 /// A field that fails to *decode* is not an error: it falls back to its
 /// default and is reported as [`SessionEvent::FieldReset`](crate::SessionEvent).
 /// With the `axum` feature `Error` is an `IntoResponse`, and with `actix` a
@@ -48,7 +53,7 @@ pub enum Error {
         second: &'static str,
     },
     /// A field's codec could not encode its value at commit.
-    #[error("could not encode session field `{field}`")]
+    #[error("could not encode session field `{field}`: {source}")]
     Encode {
         /// The stored key of the field.
         field: &'static str,
@@ -57,7 +62,7 @@ pub enum Error {
         source: CodecError,
     },
     /// The store failed.
-    #[error("session store failed to {op}")]
+    #[error("session store failed to {op}: {source}")]
     Store {
         /// The operation that failed.
         op: StoreOp,
@@ -108,7 +113,7 @@ pub enum Error {
     },
     /// The operating system's random number generator failed, so no safe id
     /// could be made.
-    #[error("the operating system's random number generator failed")]
+    #[error("the operating system's random number generator failed: {0}")]
     Random(#[source] BoxError),
 }
 
