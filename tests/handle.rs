@@ -68,7 +68,7 @@ async fn handle_methods_while_a_guard_lives_complete() {
         shop.set_max_age(Some(Duration::from_secs(60)));
         let max_age = shop.max_age();
         shop.set_owner(Some("ann"));
-        let _ = (shop.owner(), shop.public_id());
+        let _ = (shop.owner(), shop.public_id(), shop.expires_at());
         prefs.set_theme("dark".into());
         let mut same_field = shop.cart_mut();
         same_field.push("second guard".into());
@@ -77,7 +77,7 @@ async fn handle_methods_while_a_guard_lives_complete() {
         (new, max_age)
     });
     assert!(new);
-    assert_eq!(max_age, Duration::from_secs(60));
+    assert_eq!(max_age, Some(Duration::from_secs(60)));
 }
 
 #[tokio::test]

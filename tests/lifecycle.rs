@@ -5,7 +5,7 @@ mod support;
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use session::store::{ChangeSet, Update};
 use session::{
@@ -477,15 +477,19 @@ async fn renew_extends_only_when_less_than_half_is_left() {
 #[tokio::test]
 async fn remember_me_survives_reloads_and_beats_browser_session_cookies() {
     let (store, mut browser) = setup(SessionConfig::default().browser_session(true).rolling(true));
-    let cookie = visit(&mut browser, |shop| shop.set_visits(1))
-        .await
-        .unwrap();
+    let cookie = visit(&mut browser, |shop| {
+        assert_eq!((shop.max_age(), shop.expires_at()), (None, None), "new");
+        shop.set_visits(1);
+    })
+    .await
+    .unwrap();
     assert_eq!(cookie.max_age(), None, "browser-session cookie");
 
     let thirty_days = Duration::from_secs(30 * 24 * 3600);
     let cookie = visit(&mut browser, |shop| {
+        assert_eq!(shop.max_age(), None, "the configured max-age applies");
         shop.set_max_age(Some(thirty_days));
-        assert_eq!(shop.max_age(), thirty_days);
+        assert_eq!(shop.max_age(), Some(thirty_days));
     })
     .await
     .unwrap();
@@ -501,9 +505,17 @@ async fn remember_me_survives_reloads_and_beats_browser_session_cookies() {
     );
 
     // A later request that changes nothing still gets the session's own max-age.
-    let cookie = visit(&mut browser, |shop| assert_eq!(shop.max_age(), thirty_days))
-        .await
-        .unwrap();
+    let cookie = visit(&mut browser, |shop| {
+        assert_eq!(shop.max_age(), Some(thirty_days));
+        let left = shop.expires_at().unwrap().duration_since(SystemTime::now());
+        let left = i64::try_from(left.unwrap().as_secs()).unwrap();
+        assert!(
+            (29 * ONE_DAY..=30 * ONE_DAY).contains(&left),
+            "{left} s left"
+        );
+    })
+    .await
+    .unwrap();
     assert_eq!(
         cookie.max_age().map(|age| age.whole_seconds()),
         Some(30 * ONE_DAY)
@@ -747,7 +759,7 @@ async fn lifetimes_are_capped_at_the_400_days_browsers_allow() {
 
     let cookie = visit(&mut browser, |shop| {
         shop.set_max_age(Some(Duration::MAX));
-        assert_eq!(shop.max_age(), Duration::from_secs(400 * 24 * 3600));
+        assert_eq!(shop.max_age(), Some(Duration::from_secs(400 * 24 * 3600)));
     })
     .await
     .unwrap();
@@ -936,7 +948,7 @@ async fn no_live_session_gets_a_cookie_the_browser_drops_at_once() {
     .unwrap();
     assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(1));
     visit(&mut browser, |shop| {
-        assert_eq!(shop.max_age(), Duration::from_secs(1));
+        assert_eq!(shop.max_age(), Some(Duration::from_secs(1)));
         assert_eq!(shop.visits(), 1, "the session lives as long as its cookie");
     })
     .await;

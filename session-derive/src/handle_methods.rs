@@ -8,6 +8,7 @@ pub(crate) const SESSION_METHODS: &[&str] = &[
     "regenerate",
     "set_max_age",
     "max_age",
+    "expires_at",
     "owner",
     "set_owner",
     "public_id",

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::data::SessionSchema;
 use crate::error::Error;
@@ -92,10 +92,17 @@ impl<T: SessionData> Session<T> {
         self.request().set_max_age(max_age);
     }
 
-    /// The lifetime this session gets from its next commit on: the override
-    /// set by [`set_max_age`](Self::set_max_age), or else the configured one.
-    pub fn max_age(&self) -> Duration {
+    /// This session's own max-age, as [`set_max_age`](Self::set_max_age)
+    /// set it (in this request or an earlier one); `None` when the
+    /// configured one applies.
+    pub fn max_age(&self) -> Option<Duration> {
         self.request().max_age()
+    }
+
+    /// When the stored session expires, as of this request's load or last
+    /// commit (each commit extends it); `None` while it is not stored.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.request().expires_at()
     }
 
     /// The user this session is bound to, if any.

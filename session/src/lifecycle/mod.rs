@@ -87,7 +87,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cookie::Cookie;
 use tokio::sync::OnceCell;
@@ -490,8 +490,12 @@ impl RequestSession {
         self.state().set_max_age(max_age);
     }
 
-    pub(crate) fn max_age(&self) -> Duration {
-        self.state().max_age(self.config())
+    pub(crate) fn max_age(&self) -> Option<Duration> {
+        self.state().max_age_override()
+    }
+
+    pub(crate) fn expires_at(&self) -> Option<SystemTime> {
+        self.state().expires_at()
     }
 
     pub(crate) fn owner(&self) -> Option<String> {

@@ -156,6 +156,20 @@ impl State {
         !matches!(self.standing, Standing::Stored(_))
     }
 
+    pub(crate) fn max_age_override(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    pub(crate) fn expires_at(&self) -> Option<SystemTime> {
+        match &self.standing {
+            Standing::Stored(stored) => {
+                let left = stored.expires.saturating_duration_since(Instant::now());
+                Some(later(SystemTime::now(), left))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn stored_key(&self) -> Option<&StoreKey> {
         match &self.standing {
             Standing::Stored(stored) => Some(&stored.key),
