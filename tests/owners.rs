@@ -95,12 +95,20 @@ async fn regenerate_keeps_the_binding_and_destroy_removes_it() {
     let mut laptop = log_in(&manager, "ann").await;
     let (_, before) = whoami(&mut laptop).await;
 
+    // Between regenerate() and the commit, the session has no public id:
+    // the old one dies at the commit, the new one is drawn there.
     let request = laptop.request();
-    request.session::<Auth>().await.unwrap().regenerate();
+    let auth = request.session::<Auth>().await.unwrap();
+    assert_eq!(auth.public_id(), before);
+    auth.regenerate();
+    assert_eq!(auth.public_id(), None, "after regenerate(), before the commit");
+    auth.save().await.unwrap();
+    let saved = auth.public_id();
+    assert!(saved.is_some() && saved != before, "after the commit: {saved:?}");
     laptop.finish(request).await;
     let (user, after) = whoami(&mut laptop).await;
     assert_eq!(user.as_deref(), Some("ann"));
-    assert_ne!(before, after, "a new id, a new public id");
+    assert_eq!(after, saved, "the id the commit gave is the one it keeps");
     assert_eq!(listed(&manager, "ann").await, [after.unwrap()]);
 
     let request = laptop.request();

@@ -120,7 +120,8 @@ impl<T: SessionData> Session<T> {
     }
 
     /// This session's public id, as the owner's session list shows it; `None`
-    /// while the session is not stored.
+    /// while the session is not stored, and from [`regenerate`](Self::regenerate)
+    /// until the commit, which draws the new id (the old one dies there).
     pub fn public_id(&self) -> Option<PublicId> {
         self.request().public_id()
     }

@@ -67,10 +67,11 @@ impl fmt::Debug for StoreKey {
     }
 }
 
-/// An opaque, stable name for one stored session, safe to show to its user
-/// (a "your devices" page) or to put in a URL: it is neither the session id
+/// An opaque name for one stored session, safe to show to its user (a
+/// "your devices" page) or to put in a URL: it is neither the session id
 /// nor the cookie's value, and neither can be worked out from it. Listing an
-/// owner's sessions gives one per session; revoking takes it back.
+/// owner's sessions gives one per session; revoking takes it back. It lasts
+/// as long as the session's id: a regenerated session gets a new one.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicId(String);
 

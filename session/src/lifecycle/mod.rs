@@ -507,7 +507,7 @@ impl RequestSession {
     }
 
     pub(crate) fn public_id(&self) -> Option<PublicId> {
-        self.state().stored_key().map(PublicId::of)
+        self.state().lasting_key().map(PublicId::of)
     }
 
     /// Deletes every other session of this session's owner.

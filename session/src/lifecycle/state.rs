@@ -170,6 +170,11 @@ impl State {
         }
     }
 
+    /// The stored key, unless a regenerate will move the session off it.
+    pub(crate) fn lasting_key(&self) -> Option<&StoreKey> {
+        self.stored_key().filter(|_| !self.regenerate)
+    }
+
     pub(crate) fn stored_key(&self) -> Option<&StoreKey> {
         match &self.standing {
             Standing::Stored(stored) => Some(&stored.key),
