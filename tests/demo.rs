@@ -167,7 +167,7 @@ async fn the_demo_lists_a_users_sessions_and_logs_out_the_others() {
     assert_eq!(status, StatusCode::OK);
     let devices: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(devices.len(), 2, "{body}");
-    assert_eq!(devices.iter().filter(|d| d["this"] == true).count(), 1);
+    assert_eq!(devices.iter().filter(|d| d["current"] == true).count(), 1);
     let cookie_value = laptop.cookie.clone().unwrap();
     assert!(
         !body.contains(cookie_value.trim_start_matches("session=")),

@@ -101,10 +101,17 @@ async fn regenerate_keeps_the_binding_and_destroy_removes_it() {
     let auth = request.session::<Auth>().await.unwrap();
     assert_eq!(auth.public_id(), before);
     auth.regenerate();
-    assert_eq!(auth.public_id(), None, "after regenerate(), before the commit");
+    assert_eq!(
+        auth.public_id(),
+        None,
+        "after regenerate(), before the commit"
+    );
     auth.save().await.unwrap();
     let saved = auth.public_id();
-    assert!(saved.is_some() && saved != before, "after the commit: {saved:?}");
+    assert!(
+        saved.is_some() && saved != before,
+        "after the commit: {saved:?}"
+    );
     laptop.finish(request).await;
     let (user, after) = whoami(&mut laptop).await;
     assert_eq!(user.as_deref(), Some("ann"));
@@ -224,4 +231,48 @@ async fn a_request_in_flight_when_its_session_is_revoked_cannot_bring_it_back() 
     assert_eq!(finished.cookie, None);
     assert!(store.store.is_empty());
     assert_eq!(listed(&manager, "ann").await, []);
+}
+
+/// A "your devices" page straight from a handler: the owner's sessions with
+/// this one marked, serialized as JSON (times in milliseconds).
+#[tokio::test]
+async fn a_handler_lists_its_owners_sessions_as_json_with_its_own_marked() {
+    let (_, manager) = manager();
+    let mut laptop = log_in(&manager, "ann").await;
+    let _phone = log_in(&manager, "ann").await;
+    let (_, laptop_id) = whoami(&mut laptop).await;
+
+    let request = laptop.request();
+    let auth = request.session::<Auth>().await.unwrap();
+    let sessions = auth.owner_sessions().await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    let current: Vec<_> = sessions.iter().filter(|session| session.current).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(Some(&current[0].id), laptop_id.as_ref());
+    assert!(manager
+        .sessions_of("ann")
+        .await
+        .unwrap()
+        .iter()
+        .all(|session| !session.current));
+
+    let json = serde_json::to_value(&sessions).unwrap();
+    let laptop_json = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|session| session["current"] == true)
+        .unwrap();
+    assert_eq!(laptop_json["id"], laptop_id.unwrap().as_str());
+    let created = laptop_json["created_at"].as_u64().unwrap();
+    let expires = laptop_json["expires_at"].as_u64().unwrap();
+    assert!(
+        created > 1_700_000_000_000 && expires > created,
+        "{laptop_json}"
+    );
+
+    auth.set_owner(None);
+    auth.save().await.unwrap();
+    assert_eq!(auth.owner_sessions().await.unwrap(), [], "without an owner");
+    laptop.finish(request).await;
 }

@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use session::{Session, SessionLayer, SessionManager};
+use session::{LiveSession, Session, SessionLayer, SessionManager};
 
 /// Everything the demo keeps per visitor.
 #[derive(Session, Default)]
@@ -77,34 +77,10 @@ async fn logout_others(session: Session<Shop>) -> Result<Redirect, session::Erro
     Ok(Redirect::to("/"))
 }
 
-/// The logged-in user's live sessions: public ids and times, never cookies.
-async fn devices(
-    session: Session<Shop>,
-    sessions: SessionManager,
-) -> Result<Json<serde_json::Value>, session::Error> {
-    let Some(user) = session.owner() else {
-        return Ok(Json(serde_json::json!([])));
-    };
-    let this = session.public_id();
-    let unix = |time: std::time::SystemTime| {
-        time.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs())
-    };
-    let list = sessions
-        .sessions_of(&user)
-        .await?
-        .into_iter()
-        .map(|live| {
-            serde_json::json!({
-                "id": live.id.as_str(),
-                "this": Some(&live.id) == this.as_ref(),
-                "created": unix(live.created_at),
-                "last_write": unix(live.updated_at),
-                "expires": unix(live.expires_at),
-            })
-        })
-        .collect();
-    Ok(Json(serde_json::Value::Array(list)))
+/// The logged-in user's live sessions: public ids and times (milliseconds
+/// since the epoch), this one marked `current`; never cookies.
+async fn devices(session: Session<Shop>) -> Result<Json<Vec<LiveSession>>, session::Error> {
+    Ok(Json(session.owner_sessions().await?))
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ pub(crate) const SESSION_METHODS: &[&str] = &[
     "owner",
     "set_owner",
     "public_id",
+    "owner_sessions",
     "revoke_other_sessions",
     "save",
 ];

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use crate::data::SessionSchema;
 use crate::error::Error;
 use crate::id::PublicId;
-use crate::lifecycle::{LoadedSession, RequestSession};
+use crate::lifecycle::{LiveSession, LoadedSession, RequestSession};
 
 /// A struct that can be used as `Session<Self>`.
 ///
@@ -124,6 +124,15 @@ impl<T: SessionData> Session<T> {
     /// until the commit, which draws the new id (the old one dies there).
     pub fn public_id(&self) -> Option<PublicId> {
         self.request().public_id()
+    }
+
+    /// The live sessions of this session's owner (a "your devices" page),
+    /// oldest first, this one marked [`current`](crate::lifecycle::LiveSession::current);
+    /// none without an owner. They serialize as JSON wants them. As stored:
+    /// an owner set or a regenerate in this request shows once committed
+    /// ([`save`](Self::save)).
+    pub async fn owner_sessions(&self) -> Result<Vec<LiveSession>, Error> {
+        self.request().owner_sessions().await
     }
 
     /// Ends every other session of this session's owner ("log out other

@@ -72,7 +72,8 @@ impl fmt::Debug for StoreKey {
 /// nor the cookie's value, and neither can be worked out from it. Listing an
 /// owner's sessions gives one per session; revoking takes it back. It lasts
 /// as long as the session's id: a regenerated session gets a new one.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct PublicId(String);
 
 impl PublicId {
