@@ -1050,3 +1050,31 @@ async fn an_error_shows_its_cause() {
         );
     }
 }
+
+/// `touch()` writes a session that changed nothing: a new, empty one is
+/// stored and gets its cookie (koa's `save()`); a stored one is extended
+/// though the configuration does not roll.
+#[tokio::test]
+async fn touch_writes_a_session_that_changed_nothing() {
+    let (store, mut browser) = setup(SessionConfig::default().rolling(false));
+    assert_eq!(visit(&mut browser, |_| {}).await, None, "untouched");
+    assert!(store.take_writes().is_empty());
+
+    let cookie = visit(&mut browser, |shop| shop.touch()).await;
+    assert!(cookie.is_some(), "a new empty session gets its cookie");
+    let writes = store.take_writes();
+    assert!(
+        matches!(writes.as_slice(), [Call::Create(_, changes)] if changes.set.is_empty()),
+        "{writes:?}"
+    );
+    let key = committed_key(&writes);
+
+    visit(&mut browser, |shop| assert!(!shop.is_new())).await;
+    assert!(store.take_writes().is_empty(), "a read writes nothing");
+    visit(&mut browser, |shop| shop.touch()).await;
+    let writes = store.take_writes();
+    assert!(
+        matches!(writes.as_slice(), [Call::Update(touched, changes)] if *touched == key && changes.is_touch()),
+        "{writes:?}"
+    );
+}

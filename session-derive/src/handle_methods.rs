@@ -6,6 +6,7 @@ pub(crate) const SESSION_METHODS: &[&str] = &[
     "is_new",
     "destroy",
     "regenerate",
+    "touch",
     "set_max_age",
     "max_age",
     "expires_at",

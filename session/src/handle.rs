@@ -80,6 +80,14 @@ impl<T: SessionData> Session<T> {
         self.request().regenerate();
     }
 
+    /// Makes the next commit write the session even if nothing changed, as
+    /// koa-session's `save()` does: a new session is stored and gets its
+    /// cookie though it holds nothing yet (an anonymous visitor who must
+    /// keep one id from the first response on); a stored one is extended.
+    pub fn touch(&self) {
+        self.request().touch();
+    }
+
     /// Overrides the configured `max_age` for this session only, for example
     /// for "remember me". The override is stored with the session and survives
     /// reloads; it also makes the cookie persistent when the configuration asks

@@ -486,6 +486,10 @@ impl RequestSession {
         self.state().regenerate();
     }
 
+    pub(crate) fn touch(&self) {
+        self.state().touch();
+    }
+
     pub(crate) fn set_max_age(&self, max_age: Option<Duration>) {
         self.state().set_max_age(max_age);
     }

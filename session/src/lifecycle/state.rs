@@ -30,6 +30,8 @@ pub(crate) struct State {
     owner: Option<Arc<str>>,
     owner_dirty: bool,
     regenerate: bool,
+    /// `touch()`: the next commit writes even if nothing changed.
+    touch: bool,
     /// Counts `destroy()` calls: a commit that started before one must not
     /// bring the destroyed session back.
     epoch: u64,
@@ -68,6 +70,7 @@ struct Stored {
 pub(crate) struct InFlight {
     epoch: u64,
     regenerate: bool,
+    touch: bool,
     max_age_dirty: bool,
     owner_dirty: bool,
     discard: Vec<StoreKey>,
@@ -97,6 +100,7 @@ impl State {
             owner: None,
             owner_dirty: false,
             regenerate: false,
+            touch: false,
             epoch: 0,
             discard: Vec::new(),
             withdraw_presented: false,
@@ -193,6 +197,7 @@ impl State {
         self.owner = None;
         self.owner_dirty = false;
         self.regenerate = false;
+        self.touch = false;
         self.slots.iter_mut().for_each(|(_, slot)| slot.reset());
     }
 
@@ -201,6 +206,10 @@ impl State {
     pub(crate) fn reject(&mut self) {
         self.destroy();
         self.discard.clear();
+    }
+
+    pub(crate) fn touch(&mut self) {
+        self.touch = true;
     }
 
     pub(crate) fn regenerate(&mut self) {
@@ -256,11 +265,12 @@ impl State {
         let in_flight = InFlight {
             epoch: self.epoch,
             regenerate: std::mem::take(&mut self.regenerate),
+            touch: std::mem::take(&mut self.touch),
             max_age_dirty: std::mem::take(&mut self.max_age_dirty),
             owner_dirty: std::mem::take(&mut self.owner_dirty),
             discard: std::mem::take(&mut self.discard),
         };
-        let changed = !changes.is_touch();
+        let changed = !changes.is_touch() || in_flight.touch;
         let write = match &self.standing {
             Standing::Gone => None,
             Standing::New => changed.then_some(Write::Create(changes)),
@@ -340,6 +350,7 @@ impl State {
         match outcome {
             Err(_) => {
                 self.regenerate |= in_flight.regenerate;
+                self.touch |= in_flight.touch;
                 self.max_age_dirty |= in_flight.max_age_dirty;
                 self.owner_dirty |= in_flight.owner_dirty;
                 let newer = std::mem::replace(&mut self.discard, in_flight.discard);
