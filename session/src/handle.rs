@@ -74,8 +74,10 @@ impl<T: SessionData> Session<T> {
 
     /// Moves the session to a new id at commit, keeping its data and deleting
     /// the old record in the same store operation. Call it when privileges
-    /// change (log in, log out) so that an id planted before cannot ride
-    /// along (session fixation). Whoever holds the old id reaches nothing.
+    /// rise (log in) so that an id planted before cannot ride along (session
+    /// fixation); whoever holds the old id reaches nothing. To log out,
+    /// [`destroy`](Self::destroy) the session instead: nothing of it should
+    /// outlive the logout.
     pub fn regenerate(&self) {
         self.request().regenerate();
     }
