@@ -187,7 +187,8 @@
 //!   keeps the contract.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs (nightly) badges every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod codec;
 mod config;
@@ -221,8 +222,8 @@ pub use lifecycle::{Finished, LiveSession, LoadedSession, RequestSession, Sessio
 pub use store::MemoryStore;
 pub use store::SessionStore;
 
-/// Derives [`SessionData`], making the struct usable as `Session<Self>`.
-/// See the [crate docs](crate#attributes) for its attributes.
+// The macro's own docs show on the crate page; docs here would be added to
+// them, printing its description twice.
 pub use session_derive::Session;
 
 /// What `#[derive(Session)]` expands to refers to; not a public API.
