@@ -190,3 +190,20 @@ fn handle_methods_match_the_derive() {
         "session-derive/src/handle_methods.rs is out of date"
     );
 }
+
+/// The accessors live on a type of the struct's module, named after it,
+/// which the application can name (and `cargo doc` lists): `Session<T>`
+/// derefs to it.
+#[tokio::test]
+async fn the_accessor_type_is_named_after_the_struct() {
+    fn visit_count_of(accessors: &AttributesAccessors) -> u64 {
+        accessors.visit_count()
+    }
+    let (_, mut browser) = setup();
+    let request = browser.request();
+    let session = request.session::<Attributes>().await.unwrap();
+    session.set_visit_count(3);
+    assert_eq!(visit_count_of(&session), 3);
+    assert_eq!(format!("{:?}", *session), "AttributesAccessors { .. }");
+    browser.finish(request).await;
+}

@@ -50,6 +50,11 @@
 //! [`Session::set_owner`], [`Session::save`], [`Session::is_new`], …) manage
 //! the session itself; no field may have an accessor of the same name.
 //!
+//! The accessors of a struct `Shop` are the methods of a type the derive
+//! generates beside it, `ShopAccessors`, to which `Session<Shop>` derefs: it
+//! has the struct's visibility and each accessor the field's docs, so
+//! `cargo doc` on the application lists them.
+//!
 //! # Attributes
 //!
 //! | on a field | effect |
