@@ -1078,3 +1078,54 @@ async fn touch_writes_a_session_that_changed_nothing() {
         "{writes:?}"
     );
 }
+
+/// `clear()` returns one struct to its defaults and removes its stored
+/// fields; the session, its id and its other structs stay.
+#[tokio::test]
+async fn clear_resets_one_struct_and_keeps_the_session() {
+    let (store, mut browser) = setup(SessionConfig::default());
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    shop.set_visits(3);
+    shop.cart_mut().push("pear".into());
+    request
+        .session::<Auth>()
+        .await
+        .unwrap()
+        .set_user(Some("ann".into()));
+    browser.finish(request).await.expect("a cookie");
+    let key = committed_key(&store.take_writes());
+
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    assert_eq!(shop.visits(), 3);
+    shop.clear();
+    assert_eq!(
+        (shop.visits(), shop.cart()),
+        (0, vec![]),
+        "defaults at once"
+    );
+    shop.set_visits(1);
+    browser.finish(request).await;
+    let writes = store.take_writes();
+    let [Call::Update(updated, changes)] = writes.as_slice() else {
+        panic!("one update: {writes:?}");
+    };
+    assert_eq!(*updated, key, "the same session");
+    assert_eq!(
+        changes.remove,
+        ["cart"],
+        "the stored fields cleared and not set again"
+    );
+
+    let request = browser.request();
+    let shop = request.session::<Shop>().await.unwrap();
+    assert_eq!((shop.visits(), shop.cart()), (1, vec![]));
+    let auth = request.session::<Auth>().await.unwrap();
+    assert_eq!(
+        auth.user().as_deref(),
+        Some("ann"),
+        "the other struct stays"
+    );
+    browser.finish(request).await;
+}

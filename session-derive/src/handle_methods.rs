@@ -7,6 +7,7 @@ pub(crate) const SESSION_METHODS: &[&str] = &[
     "destroy",
     "regenerate",
     "touch",
+    "clear",
     "set_max_age",
     "max_age",
     "expires_at",

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use crate::data::SessionSchema;
 use crate::error::Error;
 use crate::id::PublicId;
+use crate::lifecycle::slot::Slot;
 use crate::lifecycle::{LiveSession, LoadedSession, RequestSession};
 
 /// A struct that can be used as `Session<Self>`.
@@ -80,6 +81,14 @@ impl<T: SessionData> Session<T> {
     /// outlive the logout.
     pub fn regenerate(&self) {
         self.request().regenerate();
+    }
+
+    /// Returns every field of this struct to its default, as in a new
+    /// session; the session itself, its id and its other structs stay (a
+    /// cart emptied after checkout, while the login lives on). The stored
+    /// fields are removed from the store at commit, unless set again.
+    pub fn clear(&self) {
+        self.accessors.raw().clear();
     }
 
     /// Makes the next commit write the session even if nothing changed, as
@@ -249,6 +258,12 @@ impl<T: SessionData> RawHandle<T> {
     pub fn set(&self, stored: Option<usize>, write: impl FnOnce(&mut T)) {
         self.request
             .with_slot(self.slot, |slot| slot.write(stored, write));
+    }
+
+    /// Returns every field to its default; the stored ones are removed from
+    /// the store at commit unless set again.
+    pub fn clear(&self) {
+        self.request.with_slot(self.slot, Slot::<T>::clear);
     }
 
     /// Reads a flash field through `take` (which leaves the default behind):

@@ -114,6 +114,17 @@ impl<T: SessionSchema> Slot<T> {
         (take(&mut self.value), event)
     }
 
+    /// Returns every field to its default: the stored ones are removed at
+    /// commit unless written again.
+    pub(crate) fn clear(&mut self) {
+        self.value = T::new_default();
+        self.fields.fill(FieldState {
+            decoded: true,
+            touched: false,
+            removed: true,
+        });
+    }
+
     /// Makes sure `value` holds the stored field: decodes it on first use. A
     /// field that fails to decode keeps its default, is reported once, and
     /// its stale bytes are removed at the next commit.
