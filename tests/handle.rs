@@ -149,3 +149,28 @@ async fn a_guard_that_changes_nothing_writes_nothing() {
     assert_eq!(browser.finish(request).await, None);
     assert!(store.take_writes().is_empty());
 }
+
+/// `with_x` reads in place, marks nothing dirty, and refuses loudly (a
+/// panic, not a deadlock) a closure that uses the session; the session
+/// works on afterwards.
+#[tokio::test]
+async fn a_with_reader_borrows_and_a_session_used_inside_it_panics_not_deadlocks() {
+    let (request, shop) = shop(&browser()).await;
+    shop.cart_mut().push("pear".into());
+    assert_eq!(shop.with_cart(|cart| cart.len()), 1);
+    assert_eq!(shop.with_item(|item| item.clone()), "apple");
+
+    let nested = completes(move || {
+        let inside = shop.clone();
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shop.with_cart(|_| inside.item())
+        }));
+        (attempt.is_err(), shop.cart(), shop.with_cart(Vec::len))
+    });
+    assert_eq!(
+        nested,
+        (true, vec!["pear".to_owned()], 1),
+        "panicked, then usable"
+    );
+    request.finish().await.result.unwrap();
+}

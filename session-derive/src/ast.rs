@@ -54,6 +54,7 @@ pub(crate) struct Field<'a> {
     pub(crate) getter: Ident,
     pub(crate) setter: Ident,
     pub(crate) mutter: Ident,
+    pub(crate) reader: Ident,
 }
 
 impl<'a> Container<'a> {
@@ -188,6 +189,7 @@ impl<'a> Field<'a> {
             getter: member.clone(),
             setter: format_ident!("set_{}", name, span = member.span()),
             mutter: format_ident!("{}_mut", name, span = member.span()),
+            reader: format_ident!("with_{}", name, span = member.span()),
             member,
             name,
             ty,
@@ -201,12 +203,13 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// The getter, setter and `_mut` accessor names, without `r#`.
-    pub(crate) fn accessor_names(&self) -> [(String, &'static str); 3] {
+    /// The getter, setter, `_mut` and `with_` accessor names, without `r#`.
+    pub(crate) fn accessor_names(&self) -> [(String, &'static str); 4] {
         [
             (self.name.clone(), "getter"),
             (self.setter.to_string(), "setter"),
             (self.mutter.to_string(), "`_mut` accessor"),
+            (self.reader.to_string(), "`with_` reader"),
         ]
     }
 }

@@ -305,7 +305,7 @@ fn new_default(cont: &Container<'_>) -> TokenStream {
     }
 }
 
-/// The getter, setter and `_mut` accessor of one field.
+/// The getter, setter, `_mut` accessor and `with_` reader of one field.
 fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
     let ident = cont.ident;
     let private = private(cont);
@@ -316,6 +316,11 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
     let ty = replace_self(field.ty.to_token_stream(), ident);
     let (s, value) = (local("s"), local("value"));
     let (getter, setter, mutter) = (&field.getter, &field.setter, &field.mutter);
+    let reader = &field.reader;
+    let (read, output) = (
+        local("read"),
+        syn::Ident::new("__SessionRead", Span::call_site()),
+    );
     let name = &field.name;
     let stored = match field.stored {
         Some(index) => {
@@ -368,6 +373,11 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
         "Changes `{name}` in place: the guard holds a copy, written back when it is dropped. \
          It holds no lock, so the session stays usable meanwhile."
     );
+    let with_doc = format!(
+        "Reads `{name}` in place, without a clone (`with_{name}(|value| value.len())`); \
+         never marks it dirty, and leaves a flash field in the session. The closure runs \
+         under the session's lock: using the session inside it panics."
+    );
 
     quote! {
         #get_doc
@@ -386,6 +396,12 @@ fn methods(cont: &Container<'_>, field: &Field<'_>) -> TokenStream {
         #[inline]
         #vis fn #mutter(&self) -> #private::FieldMut<'_, #ident, #ty> {
             self.raw.field_mut(#stored, |#s| #copy, |#s, #value| #s.#member = #value)
+        }
+
+        #[doc = #with_doc]
+        #[inline]
+        #vis fn #reader<#output>(&self, #read: impl ::core::ops::FnOnce(&#ty) -> #output) -> #output {
+            self.raw.read(#stored, |#s| #read(&#s.#member))
         }
     }
 }

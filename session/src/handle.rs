@@ -260,6 +260,13 @@ impl<T: SessionData> RawHandle<T> {
             .with_slot(self.slot, |slot| slot.write(stored, write));
     }
 
+    /// Reads through `read`, the application's closure, under the session's
+    /// lock; never marks anything dirty. The session used inside it panics
+    /// (it would deadlock).
+    pub fn read<R>(&self, stored: Option<usize>, read: impl FnOnce(&T) -> R) -> R {
+        self.get(stored, |value| crate::lifecycle::reading(|| read(value)))
+    }
+
     /// Returns every field to its default; the stored ones are removed from
     /// the store at commit unless set again.
     pub fn clear(&self) {

@@ -40,8 +40,10 @@
 //!
 //! # Accessors
 //!
-//! For a field `x: T` the handle offers `x() -> T` (a clone), `set_x(T)` and
-//! `x_mut()`, a guard for changing it in place. The guard holds a copy of the
+//! For a field `x: T` the handle offers `x() -> T` (a clone), `set_x(T)`,
+//! `x_mut()`, a guard for changing it in place, and `with_x(|x| …)`, which
+//! reads it without a clone (its closure must not use the session: that
+//! panics rather than deadlock). The guard holds a copy of the
 //! field, not a lock, and writes it back when dropped: the session stays
 //! usable meanwhile (`session.cart_mut().push(session.item())` is fine), and
 //! the guard may cross an `.await`. A `flash` field's getter takes the value

@@ -81,6 +81,7 @@ pub(crate) mod slot;
 pub(crate) mod state;
 
 use std::any::TypeId;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::fmt::Write as _;
@@ -470,6 +471,11 @@ impl RequestSession {
 
     /// The loaded state; handles exist only after a load, so it is there.
     fn state(&self) -> MutexGuard<'_, State> {
+        assert!(
+            !READING.get(),
+            "a session was used inside the closure of a `with_` reader, which runs under the \
+             session's lock; read what the closure needs before calling the reader"
+        );
         let state = self.inner.state.get();
         lock(state.unwrap_or_else(|| unreachable!("a handle exists only after the session loaded")))
     }
@@ -626,6 +632,25 @@ impl fmt::Debug for RequestSession {
             .field("loaded", &self.inner.state.initialized())
             .finish_non_exhaustive()
     }
+}
+
+thread_local! {
+    /// Set while the application's closure of a `with_` reader runs, under
+    /// the state's lock: the session used there would deadlock.
+    static READING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `read`, the closure of a `with_` reader, marked as such.
+pub(crate) fn reading<R>(read: impl FnOnce() -> R) -> R {
+    struct Unmark;
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            READING.set(false);
+        }
+    }
+    READING.set(true);
+    let _unmark = Unmark;
+    read()
 }
 
 /// Locks `mutex`, ignoring poisoning: session state stays consistent between
