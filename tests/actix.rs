@@ -204,6 +204,28 @@ fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
+/// The hooks read the request's headers, through actix-web too: a session
+/// presented with another user agent than the one it was made with is
+/// refused (a fresh one).
+#[actix_web::test]
+async fn hooks_read_the_request_headers() {
+    let config = SessionConfig::default()
+        .hook_headers(["user-agent"])
+        .valid(|loaded| async move { loaded.header("User-Agent") == Some("laptop") });
+    let app = serve_with(SessionManager::new(Recording::new(), config).unwrap()).await;
+    let as_agent = |agent: &str| {
+        test::TestRequest::get()
+            .uri("/count")
+            .insert_header(("user-agent", agent))
+    };
+    let (_, set_cookie, _) = send(&app, as_agent("laptop"), None).await;
+    let cookie = cookie_pair(&set_cookie.unwrap());
+    let (_, _, count) = send(&app, as_agent("laptop"), Some(&cookie)).await;
+    assert_eq!(count, "2", "the same agent keeps its session");
+    let (_, _, count) = send(&app, as_agent("thief"), Some(&cookie)).await;
+    assert_eq!(count, "1", "another agent gets a fresh session");
+}
+
 #[actix_web::test]
 async fn a_counter_counts_across_requests() {
     let store = Recording::new();

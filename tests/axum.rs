@@ -147,6 +147,40 @@ async fn a_layer_takes_an_opened_or_shared_store() {
     assert_eq!(shared.len(), 1, "the shared store holds the session");
 }
 
+/// The hooks read the request's headers: a session presented with another
+/// user agent than the one it was made with is refused (a fresh one).
+#[tokio::test]
+async fn hooks_read_the_request_headers() {
+    let config = SessionConfig::default()
+        .hook_headers(["User-Agent"])
+        .valid(|loaded| async move { loaded.header("user-agent") == Some("laptop") });
+    let app = app_with(&Recording::new(), config);
+    let visit = |agent: &'static str, cookie: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get("/count").header(header::USER_AGENT, agent);
+            if let Some(cookie) = cookie {
+                request = request.header(header::COOKIE, cookie);
+            }
+            let response = app
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let set_cookie = response.headers().get(header::SET_COOKIE).cloned();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let cookie = set_cookie.map(|value| cookie_pair(value.to_str().unwrap()));
+            (String::from_utf8(body.to_vec()).unwrap(), cookie)
+        }
+    };
+    let (_, cookie) = visit("laptop", None).await;
+    let (count, _) = visit("laptop", cookie.clone()).await;
+    assert_eq!(count, "2", "the same agent keeps its session");
+    let (count, _) = visit("thief", cookie).await;
+    assert_eq!(count, "1", "another agent gets a fresh session");
+}
+
 #[tokio::test]
 async fn error_responses_commit_too() {
     let store = Recording::new();

@@ -64,6 +64,8 @@ pub struct SessionConfig {
     on_event: Option<EventHook>,
     pub(crate) valid: Option<ValidHook>,
     pub(crate) before_save: Option<BeforeSaveHook>,
+    /// The request headers hooks may read, lowercase.
+    pub(crate) hook_headers: Vec<String>,
 }
 
 type EventHook = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
@@ -97,6 +99,7 @@ impl Default for SessionConfig {
             on_event: None,
             valid: None,
             before_save: None,
+            hook_headers: Vec::new(),
         }
     }
 }
@@ -324,6 +327,41 @@ impl SessionConfig {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.before_save = Some(Arc::new(move |request| Box::pin(hook(request))));
+        self
+    }
+
+    /// Lets the hooks read the request headers `names` (koa's hooks get the
+    /// whole request): [`RequestSession::header`] and
+    /// [`LoadedSession::header`] answer for these names only, since the
+    /// integrations hand over just them and a request pays for no others.
+    ///
+    /// ```
+    /// # use session::{Session, SessionConfig};
+    /// #[derive(Session, Default)]
+    /// struct Auth {
+    ///     user: Option<String>,
+    ///     /// The user agent the user logged in with.
+    ///     agent: Option<String>,
+    /// }
+    ///
+    /// // A session whose user agent changed is refused: a fresh one instead.
+    /// let config = SessionConfig::default()
+    ///     .hook_headers(["user-agent"])
+    ///     .valid(|loaded| async move {
+    ///         let Ok(auth) = loaded.session::<Auth>().await else { return false };
+    ///         let agent = auth.agent();
+    ///         agent.is_none() || agent.as_deref() == loaded.header("user-agent")
+    ///     });
+    /// ```
+    pub fn hook_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.hook_headers = names
+            .into_iter()
+            .map(|name| name.as_ref().to_ascii_lowercase())
+            .collect();
         self
     }
 

@@ -223,10 +223,20 @@ impl SessionManager {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        match &self.config().id_header {
-            Some(name) => self.start(presented_in_header(header_lines(name))),
-            None => self.start_from_cookies(header_lines("cookie")),
-        }
+        let config = self.config();
+        let presented = match &config.id_header {
+            Some(name) => presented_in_header(header_lines(name)),
+            None => presented(&config.cookie_name, header_lines("cookie")),
+        };
+        let headers = config
+            .hook_headers
+            .iter()
+            .flat_map(|name| {
+                let lines = header_lines(name).into_iter();
+                lines.map(move |line| (name.clone(), line.to_vec()))
+            })
+            .collect();
+        self.start_with(presented, headers)
     }
 
     /// The response header that hands the client `cookie` (from
@@ -260,6 +270,14 @@ impl SessionManager {
     /// presented, in the order it sent them; the first that names a live
     /// session is used (at most four are tried).
     pub fn start(&self, presented: impl IntoIterator<Item = String>) -> RequestSession {
+        self.start_with(presented, Vec::new())
+    }
+
+    fn start_with(
+        &self,
+        presented: impl IntoIterator<Item = String>,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> RequestSession {
         let store = match &self.inner.backend {
             Backend::Store(store) => RequestStore::Shared(Arc::clone(store)),
             Backend::Cookie => RequestStore::Client(ClientStore::default()),
@@ -269,6 +287,7 @@ impl SessionManager {
                 manager: self.clone(),
                 store,
                 presented: presented.into_iter().take(MAX_PRESENTED).collect(),
+                headers,
                 state: OnceCell::new(),
                 validated: OnceCell::new(),
                 saving: AtomicBool::new(false),
@@ -329,6 +348,9 @@ struct RequestInner {
     store: RequestStore,
     /// Cookie values the client presented, in order.
     presented: Vec<String>,
+    /// The request's lines of the headers the hooks read
+    /// ([`SessionConfig::hook_headers`]): name, value.
+    headers: Vec<(String, Vec<u8>)>,
     state: OnceCell<Mutex<State>>,
     /// Set once the `valid` hook has judged the loaded session.
     validated: OnceCell<()>,
@@ -480,6 +502,17 @@ impl RequestSession {
         lock(state.unwrap_or_else(|| unreachable!("a handle exists only after the session loaded")))
     }
 
+    /// The request's first line of the header `name`, if it is one of the
+    /// [`hook_headers`](SessionConfig::hook_headers) and valid UTF-8: what
+    /// the hooks read of the request.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner
+            .headers
+            .iter()
+            .filter(|(held, _)| held.eq_ignore_ascii_case(name))
+            .find_map(|(_, value)| std::str::from_utf8(value).ok())
+    }
+
     pub(crate) fn is_new(&self) -> bool {
         self.state().is_new()
     }
@@ -622,6 +655,12 @@ impl LoadedSession {
     /// The request the session was loaded for.
     pub(crate) fn request(&self) -> &RequestSession {
         &self.0
+    }
+
+    /// The request's first line of the header `name`, if it is one of the
+    /// [`hook_headers`](SessionConfig::hook_headers) and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.0.header(name)
     }
 }
 
