@@ -333,4 +333,63 @@ mod tests {
         let many = "session=x; ".repeat(100);
         assert_eq!(ids(&[many.as_bytes()]).len(), MAX_PRESENTED);
     }
+
+    mod properties {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const KEY: [u8; 64] = [7; 64];
+
+        proptest! {
+            /// Whatever the header lines, a bounded number of values, each
+            /// taken from the lines.
+            #[test]
+            fn any_cookie_header_yields_a_bounded_number_of_its_values(
+                lines in vec(vec(any::<u8>(), 0..300), 0..6),
+            ) {
+                let found = presented("session", lines.iter().map(Vec::as_slice));
+                prop_assert!(found.len() <= MAX_PRESENTED);
+                for value in &found {
+                    let in_a_line = value.is_empty()
+                        || lines.iter().any(|line| {
+                            line.windows(value.len()).any(|part| part == value.as_bytes())
+                        });
+                    prop_assert!(in_a_line, "{:?} is in no line", value);
+                }
+                let ids = presented_in_header(lines.iter().map(Vec::as_slice));
+                prop_assert!(ids.len() <= MAX_PRESENTED);
+            }
+
+            /// The session's cookie is found among any neighbours.
+            #[test]
+            fn the_session_cookie_is_found_among_any_neighbours(
+                before in "[a-z]{1,8}=[^;\"]{0,20}",
+                value in "[A-Za-z0-9_-]{1,43}",
+            ) {
+                prop_assume!(!before.starts_with("session="));
+                let header = format!("{before}; session={value}; after=1");
+                prop_assert_eq!(presented("session", [header.as_bytes()]), [value]);
+            }
+
+            /// Garbage never opens as a signed or private cookie, and what
+            /// was protected opens as it was.
+            #[test]
+            fn garbage_never_opens_and_protected_values_do(
+                garbage in ".{0,300}",
+                plain in "[ -~]{0,200}",
+            ) {
+                for config in [
+                    SessionConfig::default().signed([KEY]),
+                    SessionConfig::default().private([KEY]),
+                ] {
+                    prop_assert!(open(&config, &garbage).is_err());
+                    let sealed = protect(&config, plain.clone());
+                    let (opened, old_key) = open(&config, &sealed).unwrap();
+                    prop_assert_eq!((&*opened, old_key), (plain.as_str(), false));
+                }
+            }
+        }
+    }
 }

@@ -281,3 +281,46 @@ impl SessionStore for ClientStore {
         Err(Box::new(ClientOnly))
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text as a sealed session: none or a session, never a panic.
+        #[test]
+        fn any_text_unseals_to_nothing_or_a_session(text in "\\PC{0,400}", bytes in vec(any::<u8>(), 0..400)) {
+            let _ = unseal(&text);
+            let _ = unseal(&URL_SAFE_NO_PAD.encode(bytes));
+        }
+
+        /// Whatever a session holds, sealing and unsealing gives it back,
+        /// to the millisecond.
+        #[test]
+        fn sessions_round_trip_through_their_seal(
+            fields in btree_map("[a-z_]{1,12}", vec(any::<u8>(), 0..100), 0..12),
+            expires in 0u64..4_000_000_000_000,
+            max_age in proptest::option::of(0u64..34_560_000_000),
+            owner in proptest::option::of("\\PC{0,20}"),
+        ) {
+            let id = SessionId::parse("abcdefghijklmnopqrstuv").unwrap();
+            let at = |millis| UNIX_EPOCH + Duration::from_millis(millis);
+            let session = StoredSession {
+                fields: Arc::new(
+                    fields.iter().map(|(name, value)| (name.as_str(), value.clone().into())).collect(),
+                ),
+                expires_at: at(expires),
+                max_age: max_age.map(Duration::from_millis),
+                owner: owner.map(Arc::from),
+                created_at: at(expires / 3),
+                updated_at: at(expires / 2),
+            };
+            let (unsealed_id, unsealed) = unseal(&seal(&id, &session)).unwrap();
+            prop_assert_eq!(unsealed_id.as_str(), id.as_str());
+            prop_assert_eq!(unsealed, session);
+        }
+    }
+}

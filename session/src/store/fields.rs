@@ -635,4 +635,62 @@ mod tests {
         assert_eq!(packed_fields, map(&[("b", "20"), ("c", "3"), ("d", "4")]));
         assert_eq!(packed_fields.get(".id"), None);
     }
+
+    mod properties {
+        use std::collections::BTreeMap;
+
+        use proptest::collection::{btree_map, vec};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn field_map() -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
+            btree_map("[a-z_.]{0,12}|\\PC{0,8}", vec(any::<u8>(), 0..300), 0..24)
+        }
+
+        fn fields_of(map: &BTreeMap<String, Vec<u8>>) -> Fields {
+            map.iter()
+                .filter(|(name, _)| !name.starts_with('.'))
+                .map(|(name, value)| (name.as_str(), Bytes::from(value.clone())))
+                .collect()
+        }
+
+        proptest! {
+            /// Any bytes read as a packed record: an error, or fields that
+            /// can be read and iterated, never a panic.
+            #[test]
+            fn any_bytes_read_as_packed_fields_never_panic(bytes in vec(any::<u8>(), 0..600)) {
+                if let Ok(fields) = Fields::packed(bytes.into(), |_, _| Ok(())) {
+                    for (name, value) in fields.iter() {
+                        let found = fields.get(name);
+                        prop_assert_eq!(found.as_deref(), Some(value));
+                    }
+                }
+            }
+
+            /// Packing round-trips, and merging into packed fields gives
+            /// what merging into a map gives.
+            #[test]
+            fn packing_round_trips_and_packed_merges_as_a_map(
+                map in field_map(),
+                set in field_map(),
+                remove in vec("[a-z_]{0,12}", 0..8),
+            ) {
+                let fields = fields_of(&map);
+                let packed = Fields::packed(fields.pack(&[(".id", b"x")]).into(), |_, _| Ok(())).unwrap();
+                prop_assert_eq!(&packed, &fields);
+
+                let set = fields_of(&set);
+                let set: Vec<(&str, Bytes)> = set
+                    .iter()
+                    .map(|(name, value)| (name, Bytes::copy_from_slice(value)))
+                    .collect();
+                let remove: Vec<&str> = remove.iter().map(String::as_str).collect();
+                let (mut from_packed, mut from_map) = (packed, fields);
+                from_packed.merge(&set, &remove);
+                from_map.merge(&set, &remove);
+                prop_assert_eq!(from_packed, from_map);
+            }
+        }
+    }
 }

@@ -192,4 +192,41 @@ mod tests {
             assert!(fields(corrupt).is_err(), "{corrupt:?} was accepted");
         }
     }
+
+    mod properties {
+        use proptest::collection::{btree_map, vec};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any text as a `data` column: an error or fields, never a panic.
+            #[test]
+            fn any_text_read_as_a_document_never_panics(data in "\\PC{0,300}") {
+                let _ = fields(&data);
+            }
+
+            /// Any names and bytes round-trip through a document.
+            #[test]
+            fn documents_round_trip_any_names_and_bytes(
+                map in btree_map("\\PC{0,16}", vec(any::<u8>(), 0..200), 0..16),
+            ) {
+                // A change set names fields by `&'static str`, as structs do.
+                let names: Vec<&'static str> =
+                    map.keys().map(|name| &*Box::leak(name.clone().into_boxed_str())).collect();
+                let changes = ChangeSet {
+                    set: names
+                        .iter()
+                        .zip(map.values())
+                        .map(|(name, value)| (*name, Bytes::from(value.clone())))
+                        .collect(),
+                    ..ChangeSet::touch(Duration::from_secs(60))
+                };
+                let read = fields(&document(&changes, false)).unwrap();
+                let expected: Fields =
+                    map.iter().map(|(name, value)| (name.as_str(), Bytes::from(value.clone()))).collect();
+                prop_assert_eq!(read, expected);
+            }
+        }
+    }
 }
