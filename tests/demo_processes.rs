@@ -38,7 +38,9 @@ impl Client {
         form: Option<&str>,
     ) -> (u16, String) {
         let (status, set_cookie, body) =
-            request(demo.port, method, path, self.cookie.as_deref(), form).await;
+            exchange(demo.port, method, path, self.cookie.as_deref(), form)
+                .await
+                .expect("a complete exchange");
         if let Some(pair) = set_cookie {
             let removal = pair
                 .split_once('=')
@@ -55,20 +57,8 @@ impl Client {
     }
 }
 
-/// One HTTP/1.1 exchange: status, the `Set-Cookie` pair, the body.
-async fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    cookie: Option<&str>,
-    form: Option<&str>,
-) -> (u16, Option<String>, String) {
-    exchange(port, method, path, cookie, form)
-        .await
-        .expect("a complete exchange")
-}
-
-/// One HTTP/1.1 exchange, or `None` if the connection failed or was cut.
+/// One HTTP/1.1 exchange: status, the `Set-Cookie` pair, the body; `None`
+/// if the connection failed or was cut.
 async fn exchange(
     port: u16,
     method: &str,

@@ -447,13 +447,8 @@ impl RedisStore {
         if created.is_none() {
             // Gone: the hash the HSET made is no session (it lacks
             // `.created`) and expires; deleting it is only tidier.
-            let deleted = redis::cmd("DEL")
-                .arg(&hash)
-                .exec_async(&mut self.conn())
+            self.discard(&hash, "what a write to an ended session left")
                 .await;
-            if let Err(error) = deleted {
-                tracing::warn!(%error, "deleting what a write to an ended session left failed");
-            }
             return Ok(Updated::Gone);
         }
         let max_age = stored
@@ -675,6 +670,18 @@ impl RedisStore {
         }
     }
 
+    /// Deletes `key`, which holds `what`, best effort: a failure is logged,
+    /// and what lingers expires by its TTL.
+    async fn discard(&self, key: &str, what: &str) {
+        let deleted = redis::cmd("DEL")
+            .arg(key)
+            .exec_async(&mut self.conn())
+            .await;
+        if let Err(error) = deleted {
+            tracing::warn!(%error, "deleting {what} failed");
+        }
+    }
+
     /// Takes keys whose sessions were deleted or moved away out of an
     /// owner's set. Best effort: a failure only leaves stale members.
     async fn unlist(&self, owner: &str, keys: &[&str]) {
@@ -857,13 +864,8 @@ impl RedisStore {
             // A copy of a stale version, or of a session that is gone: never
             // handed out. Should deleting it fail, it lingers, listed, until
             // its TTL.
-            let deleted = redis::cmd("DEL")
-                .arg(&to_key)
-                .exec_async(&mut self.conn())
+            self.discard(&to_key, "an unused copy of a moved session")
                 .await;
-            if let Err(error) = deleted {
-                tracing::warn!(%error, "deleting an unused copy of a moved session failed");
-            }
             if taken == 0 {
                 return Ok(Moved::Gone);
             }
